@@ -1,0 +1,88 @@
+# snooptools: `make help` lists the targets.
+.DELETE_ON_ERROR:
+.SUFFIXES:
+SHELL := /bin/bash
+
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PYTHON    ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+OUT       := build
+ARCH      := x86
+PREFIX    ?= /usr
+TOOLSDIR  ?= $(PREFIX)/share/tools
+MANDIR    ?= $(PREFIX)/share/man/man8
+DESTDIR   ?=
+
+TOOLS     := $(sort $(notdir $(wildcard tools/*)))
+OBJS      := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
+MANS      := $(patsubst %,man/man8/%.8,$(TOOLS))
+LIBSRC    := $(shell find lib/snooptools -name '*.py')
+
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+	-Ibpf -Ibpf/include -MMD -MP
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.PHONY: all bpf man test test-unit test-live bench install uninstall clean vmlinux deps help
+all: bpf man ## build every BPF object and man page (default)
+
+bpf: $(OBJS) ## build the BPF objects into build/bpf
+
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/vmlinux.h | $(OUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MF $(OUT)/bpf/$*.d -c $< -o $@
+
+$(OUT)/bpf:
+	$(Q)mkdir -p $@
+
+-include $(wildcard $(OUT)/bpf/*.d)
+
+man: $(MANS) ## generate man/man8/<tool>.8 from each tool's parser
+
+man/man8/%.8: tools/% man/include/%.man scripts/mkman $(LIBSRC)
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p man/man8
+	$(Q)$(PYTHON) scripts/mkman $* > $@.tmp && mv $@.tmp $@
+
+vmlinux: ## regenerate bpf/vmlinux.h from this kernel's BTF
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+deps: ## install build, run and test dependencies (Debian/Ubuntu, as root)
+	./scripts/deps
+
+test: all ## run the whole test suite (live tests need root)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-unit: all ## only the unprivileged tests
+	$(PYTHON) -m pytest -m 'not live' $(PYTEST_ARGS)
+
+test-live: all ## only the live (root) tests
+	$(PYTHON) -m pytest -m live $(PYTEST_ARGS)
+
+bench: bpf ## measure start-up, memory, overhead and lossless rate
+	$(PYTHON) scripts/bench
+
+install: all ## install tools, objects, library and man pages
+	install -d $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools $(DESTDIR)$(MANDIR)
+	install -m 0755 $(addprefix tools/,$(TOOLS)) $(DESTDIR)$(TOOLSDIR)/
+	install -m 0644 $(OBJS) $(DESTDIR)$(TOOLSDIR)/bpf/
+	install -m 0644 lib/snooptools/*.py $(DESTDIR)$(TOOLSDIR)/lib/snooptools/
+	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/
+
+uninstall: ## remove what install put in place
+	rm -f $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS)) $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANS)))
+	rm -rf $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools
+	-rmdir $(DESTDIR)$(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR) 2>/dev/null
+
+clean: ## remove build output
+	rm -rf $(OUT)
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@echo "  V=1 shows commands; PREFIX, DESTDIR, TOOLSDIR and MANDIR steer install."

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Files behind descriptors, and absolute paths built by walking dentries
+ * (bpf_d_path is not available to tracepoint programs). Kernel structures are
+ * read with CO-RE, so these work across kernel versions.
+ */
+#ifndef SNOOP_FS_BPF_H
+#define SNOOP_FS_BPF_H
+
+#include "snoop.bpf.h"
+
+#define PATH_DEPTH	32	/* components walked at most */
+#define NAME_LEN	256	/* one component, with its NUL */
+#define PATH_BUF	4096	/* an absolute path we build, a power of two */
+
+/* The struct file behind fd in task's table, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *f = NULL;
+
+	if (!fdt || fd < 0 || (u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+struct path_walk {
+	/* Loaded back from map memory these are unknown values to the verifier,
+	 * which lets the states of different loop iterations merge. */
+	volatile u32 off, depth;
+	const unsigned char *names[PATH_DEPTH];
+	char buf[PATH_BUF + NAME_LEN];
+};
+
+/*
+ * Write the absolute path of (dentry, vfsmnt) into w->buf, NUL-terminated,
+ * crossing mount points up to the task's root mount. Returns the length
+ * without the NUL; sets *truncated when the walk or the buffer ran out, in
+ * which case the path lacks its leading components.
+ */
+static __always_inline u32 build_path(struct path_walk *w, struct dentry *d,
+				      struct vfsmount *vmnt, bool *truncated)
+{
+	struct mount *mnt = container_of(vmnt, struct mount, mnt);
+	u32 depth = 0, off = 0;
+	bool done = false;
+
+	for (int i = 0; i < PATH_DEPTH * 2 && depth < PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *root = BPF_CORE_READ(vmnt, mnt_root);
+
+		if (d == root || d == parent) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt || !up) {
+				done = true;
+				break;
+			}
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vmnt = &up->mnt;
+			continue;
+		}
+		w->names[depth & (PATH_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
+		w->depth = depth + 1;
+		depth = w->depth & (2 * PATH_DEPTH - 1);
+		d = parent;
+	}
+	*truncated = !done;
+	/* forget which iteration the walk ended in, so the verifier checks the
+	 * loop below once rather than once per ending */
+	w->depth = depth;
+	depth = w->depth & (2 * PATH_DEPTH - 1);
+	if (!depth) {
+		w->buf[0] = '/';
+		w->buf[1] = 0;
+		return 1;
+	}
+	for (int i = PATH_DEPTH - 1; i >= 0; i--) {
+		long n;
+
+		if ((u32)i >= depth)
+			continue;
+		if (off > PATH_BUF - NAME_LEN - 1) {
+			*truncated = true;
+			break;
+		}
+		w->buf[off] = '/';
+		n = bpf_probe_read_kernel_str(&w->buf[off + 1], NAME_LEN, w->names[i]);
+		w->off = off + (n > 1 ? n : 1);
+		off = w->off & (PATH_BUF - 1);
+	}
+	w->buf[BOUND(off, PATH_BUF - 1)] = 0;
+	return off;
+}
+
+/* The path of an open file. */
+static __always_inline void file_path(struct file *f, struct path *p)
+{
+	p->dentry = BPF_CORE_READ(f, f_path.dentry);
+	p->mnt = BPF_CORE_READ(f, f_path.mnt);
+}
+
+/* The task's working directory. */
+static __always_inline void cwd_path(struct task_struct *task, struct path *p)
+{
+	p->dentry = BPF_CORE_READ(task, fs, pwd.dentry);
+	p->mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+}
+
+#endif /* SNOOP_FS_BPF_H */

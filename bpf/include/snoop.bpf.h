@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by every snooptools BPF program: the common filters, the event
+ * transport (ring buffer or perf buffer, chosen by user space) and the
+ * lost-event counter.
+ *
+ * User space writes the `const volatile` knobs below into .rodata after open
+ * and before load. It never writes a value that means "unset": the defaults
+ * here are that meaning, and the verifier prunes every branch of a filter
+ * that is left unset.
+ */
+#ifndef SNOOP_BPF_H
+#define SNOOP_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#define SNOOP_UNSET ((u32)-1)
+
+/* x & mask, kept even where clang proves it redundant: the verifier cannot
+ * follow clang's proof, only the mask. */
+#define BOUND(x, mask) ({ typeof(x) __b = (x); barrier_var(__b); __b & (mask); })
+#define TASK_COMM_LEN 16
+
+/* ---- common filters (see snooptools/filters.py) ---- */
+const volatile bool filter_pids = false;	/* consult pid_filter */
+const volatile bool filter_tids = false;	/* consult tid_filter */
+const volatile u32 filter_uid = SNOOP_UNSET;
+const volatile char filter_comm[TASK_COMM_LEN] = {};
+const volatile bool filter_cgroup = false;	/* consult cgroup_filter */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, u8);
+} tid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} cgroup_filter SEC(".maps");
+
+/*
+ * The early exit every program takes first. It reads only what a set filter
+ * needs; with no filter set it is a single helper call.
+ */
+static __always_inline bool should_trace(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = (u32)id;
+
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	if (filter_tids && !bpf_map_lookup_elem(&tid_filter, &tid))
+		return false;
+	if (filter_uid != SNOOP_UNSET && (u32)bpf_get_current_uid_gid() != filter_uid)
+		return false;
+	if (filter_comm[0]) {
+		char comm[TASK_COMM_LEN];
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		for (int i = 0; i < TASK_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	if (filter_cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+		return false;
+	return true;
+}
+
+/* ---- event transport (see snooptools/transport.py) ---- */
+const volatile bool use_ringbuf = true;
+/* Ring buffer: wake the reader only once this much data waits (0: every event). */
+const volatile u64 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);	/* user space sizes it */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, sizeof(u32));
+} perf_events SEC(".maps");
+
+/* Ring-buffer records that could not be written (perf counts its own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} lost_events SEC(".maps");
+
+/* A per-CPU scratch value for building an event too large for the stack. */
+#define SNOOP_SCRATCH(name, value_type)				\
+	struct {						\
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);	\
+		__uint(max_entries, 1);				\
+		__type(key, u32);				\
+		__type(value, value_type);			\
+	} name SEC(".maps")
+
+static __always_inline void *scratch(void *map)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+/* Send size bytes at data to user space; a failure is counted, never silent. */
+static __always_inline void emit(void *ctx, void *data, u64 size)
+{
+	if (use_ringbuf) {
+		u64 flags = 0;
+
+		if (wakeup_bytes)
+			flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		if (bpf_ringbuf_output(&events, data, size, flags)) {
+			u32 zero = 0;
+			u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+
+			if (n)
+				(*n)++;
+		}
+	} else {
+		bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, data, size);
+	}
+}
+
+/* ---- syscall tracepoint contexts ----
+ * The layout of syscalls:sys_enter_* and sys_exit_* records is fixed ABI, so
+ * these need no CO-RE relocation (unlike vmlinux.h's trace_event_raw_*).
+ */
+struct syscall_enter {
+	u64 common;
+	long nr;
+	unsigned long args[6];
+};
+
+struct syscall_exit {
+	u64 common;
+	long nr;
+	long ret;
+};
+
+/* Fields every event starts with; fill_task() sets them for current. */
+struct task_head {
+	u64 ts_ns;
+	u32 pid;
+	u32 tid;
+	u32 uid;
+	char comm[TASK_COMM_LEN];
+};
+
+static __always_inline void fill_task(struct task_head *h)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	h->ts_ns = bpf_ktime_get_ns();
+	h->pid = id >> 32;
+	h->tid = (u32)id;
+	h->uid = (u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+char LICENSE[] SEC("license") = "GPL";
+
+#endif /* SNOOP_BPF_H */

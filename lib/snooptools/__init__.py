@@ -1,0 +1,10 @@
+"""snooptools: the shared library of the snoop tools.
+
+A tool subclasses Tool (tool.py) and declares its columns with Column
+(output.py); the rest of the package loads, filters, reads and prints.
+"""
+from .errors import SnoopError, UsageError
+from .output import Column, kstr
+from .tool import Tool
+
+__all__ = ["Column", "SnoopError", "Tool", "UsageError", "kstr"]

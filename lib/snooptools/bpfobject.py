@@ -1,0 +1,171 @@
+"""One BPF object's lifecycle: open -> configure -> load -> attach -> close.
+
+Each step's failure raises an error naming the step. Links and the object
+are closed exactly once, in reverse order, by close() or the context manager.
+"""
+import ctypes
+import os
+import struct
+
+from . import btf, kernel, libbpf
+from .errors import SnoopError
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# A checkout keeps objects in build/bpf, an install in bpf/, both beside lib/.
+OBJECT_DIRS = [os.path.join(_HERE, "..", "..", "build", "bpf"), os.path.join(_HERE, "..", "..", "bpf")]
+
+
+def object_path(tool):
+    env = os.environ.get("SNOOPTOOLS_BPF_DIR")
+    for d in ([env] if env else []) + OBJECT_DIRS:
+        path = os.path.normpath(os.path.join(d, tool + ".bpf.o"))
+        if os.path.isfile(path):
+            return path
+    raise SnoopError("BPF object %s.bpf.o not found" % tool, "it has not been built",
+                     "run make in the snooptools checkout")
+
+
+class BPFObject:
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path).removesuffix(".bpf.o")
+        self._lib = libbpf.load()
+        self._obj = libbpf.call("bpf_object__open_file", path.encode(), None,
+                                what="opening " + path, hint="rebuild it with make")
+        self._links = []
+        self._maps = {}
+        self.loaded = False
+        self.types = btf.TypeInfo(self._lib.bpf_object__btf(self._obj))
+        self._rodata = self.types.datasec(".rodata")
+
+    # -- lifecycle -----------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        links, self._links = self._links, []
+        for link in reversed(links):
+            self._lib.bpf_link__destroy(link)
+        obj, self._obj = self._obj, None
+        if obj:
+            self._lib.bpf_object__close(obj)
+
+    # -- before load ---------------------------------------------------------
+    def set_rodata(self, **values):
+        """Write const volatile knobs by name (before load)."""
+        if self.loaded:
+            raise SnoopError("internal: rodata written after load")
+        size = ctypes.c_size_t()
+        base = self._lib.bpf_map__initial_value(self.map(".rodata"), ctypes.byref(size))
+        for name, value in values.items():
+            if name not in self._rodata:
+                raise SnoopError("internal: %s has no knob %s" % (self.name, name))
+            off, vsize, tid = self._rodata[name]
+            data = self._encode(tid, vsize, value)
+            ctypes.memmove(base + off, data, len(data))
+
+    def _encode(self, tid, size, value):
+        arr = self.types.array(tid)
+        if arr:
+            elem, count = arr
+            if isinstance(value, str):
+                value = value.encode()
+            if isinstance(value, bytes):
+                if len(value) > size:
+                    raise SnoopError("internal: value too long for a %d-byte knob" % size)
+                return value.ljust(size, b"\0")
+            code = btf._code(self.types.int_info(elem))
+            value = list(value)[:count]
+            return struct.pack("=%d%s" % (count, code), *(value + [0] * (count - len(value))))
+        info = self.types.int_info(tid)
+        return struct.pack("=" + btf._code(info), value)
+
+    def map(self, name):
+        m = self._maps.get(name)
+        if m is None:
+            m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+            if not m:
+                raise SnoopError("internal: %s has no map %s" % (self.name, name))
+            self._maps[name] = m
+        return m
+
+    def resize(self, name, entries):
+        libbpf.call("bpf_map__set_max_entries", self.map(name), entries,
+                    what="sizing map " + name)
+
+    def retype(self, name, map_type, key_size, value_size, entries):
+        m = self.map(name)
+        for fn, arg in (("bpf_map__set_type", map_type), ("bpf_map__set_key_size", key_size),
+                        ("bpf_map__set_value_size", value_size),
+                        ("bpf_map__set_max_entries", entries)):
+            libbpf.call(fn, m, arg, what="reshaping map " + name)
+
+    def programs(self):
+        """[(name, section, handle)] of every program in the object."""
+        out, prog = [], None
+        while True:
+            prog = self._lib.bpf_object__next_program(self._obj, prog)
+            if not prog:
+                return out
+            out.append((self._lib.bpf_program__name(prog).decode(),
+                        self._lib.bpf_program__section_name(prog).decode(), prog))
+
+    def set_autoload(self, name, on):
+        for pname, _, prog in self.programs():
+            if pname == name:
+                libbpf.call("bpf_program__set_autoload", prog, on)
+                return
+        raise SnoopError("internal: %s has no program %s" % (self.name, name))
+
+    def layout(self, struct_name="event"):
+        return btf.Layout.from_btf(self.types, struct_name)
+
+    # -- load and attach -------------------------------------------------------
+    def load(self):
+        try:
+            libbpf.call("bpf_object__load", self._obj, what="loading " + os.path.basename(self.path))
+        except libbpf.LibbpfError as e:
+            if e.errno == 1:  # EPERM
+                kernel.check_privileges()
+                e.hint = "the kernel refused a program: run with -v for libbpf's log"
+            else:
+                e.hint = "run with -v for libbpf's log"
+            raise
+        self.loaded = True
+
+    def attach(self, skip=()):
+        """Attach every loaded program whose section libbpf can attach itself."""
+        for name, section, prog in self.programs():
+            if name in skip or not self._lib.bpf_program__autoload(prog):
+                continue
+            self._links.append(libbpf.call(
+                "bpf_program__attach", prog, what="attaching %s (%s)" % (name, section)))
+
+    def attach_uprobe(self, name, binary, offset, retprobe=False, pid=-1):
+        prog = next((p for n, _, p in self.programs() if n == name), None)
+        opts = libbpf.UprobeOpts(sz=ctypes.sizeof(libbpf.UprobeOpts), retprobe=retprobe)
+        self._links.append(libbpf.call(
+            "bpf_program__attach_uprobe_opts", prog, pid, binary.encode(), offset,
+            ctypes.byref(opts), what="attaching uprobe %s to %s+%#x" % (name, binary, offset)))
+
+    # -- maps after load ------------------------------------------------------
+    def map_fd(self, name):
+        return self._lib.bpf_map__fd(self.map(name))
+
+    def update(self, name, key, value):
+        """Store bytes value under bytes key in map name."""
+        kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
+        libbpf.call("bpf_map_update_elem", self.map_fd(name), kbuf, vbuf, 0,
+                    what="filling map " + name)
+
+    def percpu_sum(self, name, key=0):
+        """Sum of a per-CPU u64 array slot over every possible CPU."""
+        ncpu = self._lib.libbpf_num_possible_cpus()
+        values = (ctypes.c_uint64 * ncpu)()
+        k = ctypes.c_uint32(key)
+        libbpf.call("bpf_map_lookup_elem", self.map_fd(name), ctypes.byref(k), values,
+                    what="reading map " + name)
+        return sum(values)

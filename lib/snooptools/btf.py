@@ -1,0 +1,215 @@
+"""Layouts read from the BTF in a compiled BPF object.
+
+The kernel program is the one definition of an event: the layout of its
+``struct event`` and the offsets of its ``.rodata`` knobs come from the
+object's own type information, never from a second definition kept by hand
+in Python. A Layout unpacks raw event bytes into a dict with one struct.Struct
+call; nested structs are flattened into the parent's names.
+"""
+import ctypes
+import struct
+
+from . import libbpf
+from .errors import SnoopError
+
+INT, PTR, ARRAY, STRUCT, UNION, ENUM = 1, 2, 3, 4, 5, 6
+TYPEDEF, VOLATILE, CONST, RESTRICT = 8, 9, 10, 11
+VAR, DATASEC, TYPE_TAG, ENUM64 = 14, 15, 18, 19
+_MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
+INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
+
+_INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
+              (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
+
+
+class _Members(ctypes.Structure):
+    # struct btf_member { __u32 name_off; __u32 type; __u32 offset; }  (also btf_var_secinfo)
+    _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint32), ("c", ctypes.c_uint32)]
+
+
+class _Array(ctypes.Structure):
+    # struct btf_array { __u32 type; __u32 index_type; __u32 nelems; }
+    _fields_ = [("type", ctypes.c_uint32), ("index_type", ctypes.c_uint32),
+                ("nelems", ctypes.c_uint32)]
+
+
+class TypeInfo:
+    """Reads types out of one struct btf *."""
+
+    def __init__(self, btf):
+        self.btf = btf
+        self.lib = libbpf.load()
+
+    def _type(self, tid):
+        t = self.lib.btf__type_by_id(self.btf, tid)
+        if not t:
+            raise SnoopError("BTF type %d missing from the BPF object" % tid)
+        return t
+
+    def kind(self, tid):
+        return (self._type(tid).contents.info >> 24) & 0x1f
+
+    def name(self, off):
+        return self.lib.btf__name_by_offset(self.btf, off).decode()
+
+    def strip(self, tid):
+        """Skip typedefs and qualifiers."""
+        while self.kind(tid) in _MODIFIERS:
+            tid = self._type(tid).contents.size_or_type
+        return tid
+
+    def _trailer(self, tid, ctype, count):
+        t = self._type(tid)
+        addr = ctypes.addressof(t.contents) + ctypes.sizeof(libbpf.BtfType)
+        return (ctype * count).from_address(addr)
+
+    def find(self, name, kind):
+        tid = self.lib.btf__find_by_name_kind(self.btf, name.encode(), kind)
+        return tid if tid > 0 else None
+
+    def members(self, tid):
+        """(name, type id, byte offset) of a struct's members."""
+        t = self._type(tid).contents
+        vlen, kflag = t.info & 0xffff, t.info >> 31
+        out = []
+        for m in self._trailer(tid, _Members, vlen):
+            bits = m.c & 0xffffff if kflag else m.c
+            if kflag and m.c >> 24:
+                raise SnoopError("bitfield %s in a BPF event is not supported" % self.name(m.a))
+            out.append((self.name(m.a), m.b, bits // 8))
+        return out
+
+    def size(self, tid):
+        tid = self.strip(tid)
+        k = self.kind(tid)
+        t = self._type(tid).contents
+        if k in (INT, STRUCT, UNION, ENUM, ENUM64, DATASEC):
+            return t.size_or_type
+        if k == PTR:
+            return 8
+        if k == ARRAY:
+            a = self._trailer(tid, _Array, 1)[0]
+            return a.nelems * self.size(a.type)
+        raise SnoopError("BTF kind %d has no size" % k)
+
+    def int_info(self, tid):
+        """(size, signed, char, bool) of an integer or enum type."""
+        tid = self.strip(tid)
+        k, t = self.kind(tid), self._type(tid).contents
+        if k == INT:
+            enc = (self._trailer(tid, ctypes.c_uint32, 1)[0] >> 24) & 0xf
+            return t.size_or_type, bool(enc & INT_SIGNED), bool(enc & INT_CHAR) or \
+                (t.size_or_type == 1 and self.name(t.name_off) == "char"), bool(enc & INT_BOOL)
+        if k in (ENUM, ENUM64):
+            return t.size_or_type, bool(t.info >> 31), False, False
+        if k == PTR:
+            return 8, False, False, False
+        return None
+
+    def array(self, tid):
+        """(element type id, count) of an array type, else None."""
+        tid = self.strip(tid)
+        if self.kind(tid) != ARRAY:
+            return None
+        a = self._trailer(tid, _Array, 1)[0]
+        return a.type, a.nelems
+
+    def datasec(self, name):
+        """{variable: (offset, size, type id)} of a data section like .rodata."""
+        tid = self.find(name, DATASEC)
+        if tid is None:
+            return {}
+        t = self._type(tid).contents
+        out = {}
+        for v in self._trailer(tid, _Members, t.info & 0xffff):
+            var = self._type(v.a).contents
+            out[self.name(var.name_off)] = (v.b, v.c, var.size_or_type)
+        return out
+
+
+class Layout:
+    """How one BPF struct's bytes become a dict.
+
+    Char arrays come out as bytes (decode them with output.kstr), other
+    arrays as tuples, integers, enums, bools and pointers as ints.
+    """
+
+    def __init__(self, names, fmt, groups, size):
+        self.names = names
+        self.struct = struct.Struct(fmt)
+        self.groups = groups            # {name: count} for non-char arrays
+        self.size = size
+
+    @classmethod
+    def from_btf(cls, info, type_name):
+        tid = info.find(type_name, STRUCT)
+        if tid is None:
+            raise SnoopError("struct %s not found in the BPF object's BTF" % type_name,
+                             hint="rebuild it with clang -g")
+        fields = []
+        cls._walk(info, tid, 0, fields)
+        fields.sort(key=lambda f: f[1])
+        fmt, names, groups, pos = "=", [], {}, 0
+        for name, off, code, count in fields:
+            if off < pos:
+                raise SnoopError("overlapping field %s in struct %s" % (name, type_name))
+            if off > pos:
+                fmt += "%dx" % (off - pos)
+            if code == "s":
+                fmt += "%ds" % count
+                pos = off + count
+            else:
+                fmt += (str(count) if count > 1 else "") + code
+                pos = off + count * struct.calcsize("=" + code)
+                if count > 1:
+                    groups[name] = count
+            names.append(name)
+        size = info.size(tid)
+        if size > pos:
+            fmt += "%dx" % (size - pos)
+        return cls(names, fmt, groups, size)
+
+    @staticmethod
+    def _walk(info, tid, base, fields):
+        for name, mtid, off in info.members(info.strip(tid)):
+            mtid = info.strip(mtid)
+            kind = info.kind(mtid)
+            if kind == STRUCT:
+                Layout._walk(info, mtid, base + off, fields)
+                continue
+            arr = info.array(mtid)
+            if arr:
+                elem, count = arr
+                ii = info.int_info(elem)
+                if ii is None:
+                    raise SnoopError("unsupported array member %s in a BPF event" % name)
+                if ii[0] == 1 and not ii[3]:        # char and u8 arrays are bytes
+                    fields.append((name, base + off, "s", count))
+                else:
+                    fields.append((name, base + off, _code(ii), count))
+                continue
+            ii = info.int_info(mtid)
+            if ii is None:
+                raise SnoopError("unsupported member %s (BTF kind %d) in a BPF event" % (name, kind))
+            fields.append((name, base + off, _code(ii), 1))
+
+    def unpack(self, data):
+        """A dict of one record; a short record (variable-length tail) is padded."""
+        if len(data) < self.size:
+            data = bytes(data) + bytes(self.size - len(data))
+        values = self.struct.unpack_from(data)
+        if not self.groups:
+            return dict(zip(self.names, values))
+        out, i = {}, 0
+        for name in self.names:
+            n = self.groups.get(name, 1)
+            out[name] = values[i] if n == 1 else values[i:i + n]
+            i += n
+        return out
+
+
+def _code(int_info):
+    size, signed, _char, is_bool = int_info
+    if is_bool:
+        return "?"
+    return _INT_CODES[(size, signed)]

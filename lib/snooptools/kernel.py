@@ -1,0 +1,93 @@
+"""What this kernel and this process can do: privileges, BTF, tracefs,
+tracepoints, program and map types. Probe features, never versions."""
+import ctypes
+import os
+
+from .errors import SnoopError
+
+BTF_PATH = "/sys/kernel/btf/vmlinux"
+TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+CAP_PERFMON, CAP_BPF = 38, 39
+
+BPF_MAP_TYPE_RINGBUF = 27
+BPF_PROG_TYPE_KPROBE = 2
+
+
+def check_privileges():
+    """Root, or CAP_BPF and CAP_PERFMON in the effective set."""
+    if os.geteuid() == 0:
+        return
+    caps = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    caps = int(line.split()[1], 16)
+    except OSError:
+        pass
+    if not (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
+        raise SnoopError("permission denied", "tracing needs root, or CAP_BPF and CAP_PERFMON",
+                         "run it with sudo")
+
+
+def check_btf():
+    if not os.path.exists(BTF_PATH):
+        raise SnoopError("no kernel BTF at " + BTF_PATH,
+                         "this kernel was built without CONFIG_DEBUG_INFO_BTF",
+                         "snooptools needs a BTF-enabled kernel (most distributions since 2020)")
+
+
+_tracefs = None
+
+
+def tracefs():
+    """The tracefs mount point, mounting tracefs when it is missing."""
+    global _tracefs
+    if _tracefs:
+        return _tracefs
+    for path in TRACEFS:
+        if os.path.isdir(path + "/events"):
+            _tracefs = path
+            return path
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_void_p]
+    if libc.mount(b"tracefs", TRACEFS[0].encode(), b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise SnoopError("cannot mount tracefs on " + TRACEFS[0], os.strerror(err),
+                         "mount it: mount -t tracefs tracefs " + TRACEFS[0])
+    _tracefs = TRACEFS[0]
+    return _tracefs
+
+
+def tracepoint_exists(category, name):
+    return os.path.isdir("%s/events/%s/%s" % (tracefs(), category, name))
+
+
+def raw_tracepoint_exists(name):
+    """A raw tracepoint exists if some category has an event of that name."""
+    events = tracefs() + "/events"
+    try:
+        return any(os.path.isdir("%s/%s/%s" % (events, cat, name)) for cat in os.listdir(events))
+    except OSError:
+        return False
+
+
+def section_probe(section):
+    """(description, exists) for a program's ELF section, or None when the
+    section is not a tracepoint kind this module checks."""
+    kind, _, rest = section.partition("/")
+    if kind in ("tracepoint", "tp"):
+        cat, _, name = rest.partition("/")
+        return "tracepoint %s:%s" % (cat, name), tracepoint_exists(cat, name)
+    if kind in ("raw_tp", "raw_tracepoint"):
+        return "raw tracepoint " + rest, raw_tracepoint_exists(rest)
+    return None
+
+
+def has_ringbuf():
+    from . import libbpf
+    return libbpf.load().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, None) == 1
+
+
+def online_cpus():
+    return os.cpu_count() or 1

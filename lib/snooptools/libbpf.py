@@ -1,0 +1,213 @@
+"""A typed, checked ctypes binding to libbpf.so.1.
+
+Only what the suite uses is bound. The floor is Debian bookworm's libbpf
+1.1.2: nothing newer is required, and newer symbols are looked up with
+``optional()``. Every handle has its own opaque pointer type, every prototype
+sits beside its wrapper with the C declaration as a comment, and a failing
+call raises LibbpfError carrying the function name and errno.
+"""
+import ctypes
+import ctypes.util
+import os
+
+from .errors import LibbpfError, SnoopError  # noqa: F401 (LibbpfError re-exported)
+
+SONAME = "libbpf.so.1"
+
+
+class _Opaque(ctypes.c_void_p):
+    """A handle type: a distinct pointer type per C struct."""
+
+
+class Object(_Opaque): pass          # struct bpf_object *
+class Program(_Opaque): pass         # struct bpf_program *
+class Map(_Opaque): pass             # struct bpf_map *
+class Link(_Opaque): pass            # struct bpf_link *
+class BTF(_Opaque): pass             # struct btf *
+class PerfBuffer(_Opaque): pass      # struct perf_buffer *
+
+
+class BtfType(ctypes.Structure):
+    # struct btf_type { __u32 name_off; __u32 info; union { __u32 size; __u32 type; }; }
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
+                ("size_or_type", ctypes.c_uint32)]
+
+
+class UprobeOpts(ctypes.Structure):
+    # struct bpf_uprobe_opts (libbpf 1.1 layout; sz tells libbpf which fields exist)
+    _fields_ = [("sz", ctypes.c_size_t), ("ref_ctr_offset", ctypes.c_size_t),
+                ("bpf_cookie", ctypes.c_uint64), ("retprobe", ctypes.c_bool),
+                ("func_name", ctypes.c_char_p)]
+
+
+# typedef int (*libbpf_print_fn_t)(enum libbpf_print_level, const char *, va_list);
+PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+# typedef void (*perf_buffer_sample_fn)(void *ctx, int cpu, void *data, __u32 size);
+SAMPLE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32)
+# typedef void (*perf_buffer_lost_fn)(void *ctx, int cpu, __u64 cnt);
+LOST_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64)
+
+_lib = None
+_log = []               # recent libbpf messages, for error text
+_verbose = False
+_print_cb = None        # kept alive for as long as libbpf may call it
+
+
+def _proto(name, restype, *argtypes):
+    fn = getattr(_lib, name)
+    fn.restype, fn.argtypes = restype, list(argtypes)
+    return fn
+
+
+def load():
+    """Load libbpf once; a clear SnoopError when it is missing or too old."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    try:
+        lib = ctypes.CDLL(SONAME, use_errno=True)
+    except OSError:
+        raise SnoopError("cannot load " + SONAME, "libbpf is not installed",
+                         "install it: apt-get install libbpf1") from None
+    _lib = lib
+    major = _proto("libbpf_major_version", ctypes.c_uint32)()
+    minor = _proto("libbpf_minor_version", ctypes.c_uint32)()
+    if major < 1:
+        _lib = None
+        raise SnoopError(SONAME + " is too old", "found %d.%d, need 1.0 or newer" % (major, minor),
+                         "upgrade libbpf1")
+    _bind()
+    return _lib
+
+
+def version():
+    load()
+    return "%d.%d" % (_lib.libbpf_major_version(), _lib.libbpf_minor_version())
+
+
+def optional(name):
+    """A symbol newer than the 1.1 floor, or None when this libbpf lacks it."""
+    load()
+    return getattr(_lib, name, None)
+
+
+def _bind():
+    c = ctypes
+    # struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
+    _proto("bpf_object__open_file", Object, c.c_char_p, c.c_void_p)
+    # int bpf_object__load(struct bpf_object *obj);
+    _proto("bpf_object__load", c.c_int, Object)
+    # void bpf_object__close(struct bpf_object *obj);
+    _proto("bpf_object__close", None, Object)
+    # struct btf *bpf_object__btf(const struct bpf_object *obj);
+    _proto("bpf_object__btf", BTF, Object)
+    # struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj, const char *name);
+    _proto("bpf_object__find_map_by_name", Map, Object, c.c_char_p)
+    # struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struct bpf_program *prog);
+    _proto("bpf_object__next_program", Program, Object, Program)
+    # const char *bpf_program__name(const struct bpf_program *prog);
+    _proto("bpf_program__name", c.c_char_p, Program)
+    # const char *bpf_program__section_name(const struct bpf_program *prog);
+    _proto("bpf_program__section_name", c.c_char_p, Program)
+    # int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
+    _proto("bpf_program__set_autoload", c.c_int, Program, c.c_bool)
+    # bool bpf_program__autoload(const struct bpf_program *prog);
+    _proto("bpf_program__autoload", c.c_bool, Program)
+    # struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+    _proto("bpf_program__attach", Link, Program)
+    # struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, pid_t pid,
+    #         const char *binary_path, size_t func_offset, const struct bpf_uprobe_opts *opts);
+    _proto("bpf_program__attach_uprobe_opts", Link, Program, c.c_int, c.c_char_p, c.c_size_t,
+           c.POINTER(UprobeOpts))
+    # int bpf_link__destroy(struct bpf_link *link);
+    _proto("bpf_link__destroy", c.c_int, Link)
+    # int bpf_map__fd(const struct bpf_map *map);
+    _proto("bpf_map__fd", c.c_int, Map)
+    # int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+    _proto("bpf_map__set_max_entries", c.c_int, Map, c.c_uint32)
+    # __u32 bpf_map__max_entries(const struct bpf_map *map);
+    _proto("bpf_map__max_entries", c.c_uint32, Map)
+    # int bpf_map__set_type(struct bpf_map *map, enum bpf_map_type type);
+    _proto("bpf_map__set_type", c.c_int, Map, c.c_int)
+    # int bpf_map__set_key_size(struct bpf_map *map, __u32 size);
+    _proto("bpf_map__set_key_size", c.c_int, Map, c.c_uint32)
+    # int bpf_map__set_value_size(struct bpf_map *map, __u32 size);
+    _proto("bpf_map__set_value_size", c.c_int, Map, c.c_uint32)
+    # void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
+    _proto("bpf_map__initial_value", c.c_void_p, Map, c.POINTER(c.c_size_t))
+    # int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
+    _proto("bpf_map_update_elem", c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_uint64)
+    # int bpf_map_lookup_elem(int fd, const void *key, void *value);
+    _proto("bpf_map_lookup_elem", c.c_int, c.c_int, c.c_void_p, c.c_void_p)
+    # __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32 kind);
+    _proto("btf__find_by_name_kind", c.c_int32, BTF, c.c_char_p, c.c_uint32)
+    # const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);
+    _proto("btf__type_by_id", c.POINTER(BtfType), BTF, c.c_uint32)
+    # const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
+    _proto("btf__name_by_offset", c.c_char_p, BTF, c.c_uint32)
+    # int libbpf_num_possible_cpus(void);
+    _proto("libbpf_num_possible_cpus", c.c_int)
+    # int libbpf_probe_bpf_map_type(enum bpf_map_type map_type, const void *opts);
+    _proto("libbpf_probe_bpf_map_type", c.c_int, c.c_int, c.c_void_p)
+    # int libbpf_probe_bpf_prog_type(enum bpf_prog_type prog_type, const void *opts);
+    _proto("libbpf_probe_bpf_prog_type", c.c_int, c.c_int, c.c_void_p)
+    # struct perf_buffer *perf_buffer__new(int map_fd, size_t page_cnt, perf_buffer_sample_fn sample_cb,
+    #         perf_buffer_lost_fn lost_cb, void *ctx, const struct perf_buffer_opts *opts);
+    _proto("perf_buffer__new", PerfBuffer, c.c_int, c.c_size_t, SAMPLE_FN, LOST_FN, c.c_void_p,
+           c.c_void_p)
+    # int perf_buffer__poll(struct perf_buffer *pb, int timeout_ms);
+    _proto("perf_buffer__poll", c.c_int, PerfBuffer, c.c_int)
+    # void perf_buffer__free(struct perf_buffer *pb);
+    _proto("perf_buffer__free", None, PerfBuffer)
+    # libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
+    _proto("libbpf_set_print", c.c_void_p, PRINT_FN)
+    _install_print()
+
+
+def _install_print():
+    """Route libbpf's log: to stderr with -v, else keep its tail for errors."""
+    global _print_cb
+    libc = ctypes.CDLL(None)
+    vsnprintf = libc.vsnprintf
+    vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(1 << 20)
+
+    def log(level, fmt, args):
+        vsnprintf(buf, len(buf), fmt, args)
+        text = buf.value.decode("utf-8", "replace")
+        if _verbose:
+            os.write(2, buf.value)
+        elif level <= 1:            # warnings and errors, for error messages
+            _log.append(text.rstrip())
+            del _log[:-20]
+        return 0
+
+    _print_cb = PRINT_FN(log)
+    _lib.libbpf_set_print(_print_cb)
+
+
+def set_verbose(on):
+    global _verbose
+    _verbose = on
+
+
+def last_log():
+    """The last libbpf message worth showing a user, or ''."""
+    for line in reversed(_log):
+        if line.strip():
+            return line.removeprefix("libbpf: ").strip()
+    return ""
+
+
+def call(name, *args, what=None, hint=""):
+    """Call libbpf's name(*args); raise LibbpfError on NULL or a negative int."""
+    del _log[:]
+    ret = getattr(_lib, name)(*args)
+    if (isinstance(ret, _Opaque) and not ret) or (isinstance(ret, int) and ret < 0):
+        err = ctypes.get_errno() or (-ret if isinstance(ret, int) else 0)
+        raise LibbpfError(name, err, what=what, hint=hint, log=last_log())
+    return ret
+
+
+def lib():
+    return load()

@@ -1,0 +1,180 @@
+"""Output, declared once per tool: columns drive both the header and every
+row; --json writes one object per event; --summary draws tables at exit.
+
+Events carry raw values. Kernel bytes become str in one place, kstr(), which
+keeps undecodable bytes (as surrogates) so that each output mode can show
+them its own way: escaped as \\xNN in text, replaced in JSON.
+"""
+import time
+
+
+def kstr(raw):
+    """Kernel bytes up to the first NUL as str; invalid UTF-8 survives as
+    surrogate escapes."""
+    end = raw.find(b"\0")
+    if end >= 0:
+        raw = raw[:end]
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
+
+
+def escape(s):
+    """s with control and non-printable characters made visible, so that a
+    file name or an argument cannot drive the terminal."""
+    if s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        if ch.isprintable():
+            out.append(ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        else:
+            o = ord(ch)
+            if 0xdc80 <= o <= 0xdcff:          # an undecodable byte
+                out.append("\\x%02x" % (o - 0xdc00))
+            elif o < 0x100:
+                out.append("\\x%02x" % o)
+            else:
+                out.append("\\u%04x" % o if o < 0x10000 else "\\U%08x" % o)
+    return "".join(out)
+
+
+def json_safe(s):
+    """s with undecodable bytes replaced by U+FFFD (JSON text must be UTF-8)."""
+    if s.isprintable() or s.isascii():
+        return s
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class Column:
+    """One text column: header, the record key it shows, a printf width
+    (negative: left-aligned, as BCC's %-16s), and an optional formatter of
+    that value (or, when key is None, of the whole record)."""
+
+    __slots__ = ("header", "key", "width", "fmt")
+
+    def __init__(self, header, key, width=0, fmt=None):
+        self.header, self.key, self.width, self.fmt = header, key, width, fmt
+
+    def spec(self, last):
+        return "%s" if last and self.width <= 0 else "%" + str(self.width) + "s"
+
+
+def cell(value):
+    """The text of one raw value."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(escape(v) if isinstance(v, str) else str(v) for v in value)
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    return str(value)
+
+
+class Clock:
+    """Turns bpf_ktime_get_ns() (CLOCK_MONOTONIC) into wall-clock seconds."""
+
+    def __init__(self):
+        self.start = time.time()
+        self.offset = self.start - time.monotonic()
+        self._sec, self._hms = None, ""
+
+    def epoch(self, ktime_ns):
+        return ktime_ns / 1e9 + self.offset
+
+    def hms(self, ts):
+        sec = int(ts)
+        if sec != self._sec:
+            self._sec, self._hms = sec, time.strftime("%H:%M:%S", time.localtime(sec))
+        return self._hms
+
+
+class TextWriter:
+    def __init__(self, columns, stream):
+        self.columns = columns
+        self.stream = stream
+        n = len(columns)
+        self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
+        self._pending = []
+
+    def header(self):
+        self.stream.write((self._fmt % tuple(c.header for c in self.columns)).rstrip() + "\n")
+        self.stream.flush()
+
+    def write(self, rec):
+        self._pending.append(self._fmt % tuple(
+            cell(rec[c.key]) if c.fmt is None else c.fmt(rec if c.key is None else rec[c.key])
+            for c in self.columns))
+
+    def write_raw(self, text):
+        """Bytes-as-text a tool mirrors verbatim (ttysnoop)."""
+        self._pending.append(text)
+
+    def flush(self):
+        if self._pending:
+            data, self._pending = "".join(self._pending), []
+            self.stream.write(data)
+        self.stream.flush()
+
+
+class JsonWriter:
+    def __init__(self, stream):
+        import json
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        self.stream = stream
+        self._pending = []
+
+    def header(self):
+        pass
+
+    def write(self, rec):
+        for k, v in rec.items():
+            if isinstance(v, str):
+                rec[k] = json_safe(v)
+            elif isinstance(v, list) and v and isinstance(v[0], str):
+                rec[k] = [json_safe(x) for x in v]
+        self._pending.append(self._dumps(rec))
+        self._pending.append("\n")
+
+    write_raw = None
+
+    def flush(self):
+        if self._pending:
+            data, self._pending = "".join(self._pending), []
+            self.stream.write(data)
+        self.stream.flush()
+
+
+class Summary:
+    """Event counts by (comm, pid) and by the tool's own key, drawn with
+    tabulate at exit."""
+
+    def __init__(self, key=None, key_header=None):
+        from collections import Counter
+        self.key, self.key_header = key, key_header
+        self.by_task = Counter()
+        self.by_key = Counter()
+        self.events = 0
+
+    def add(self, rec):
+        self.events += 1
+        self.by_task[(rec["comm"], rec["pid"])] += 1
+        if self.key:
+            v = rec.get(self.key)
+            self.by_key[tuple(v) if isinstance(v, list) else v] += 1
+
+    def render(self, lost, top=20):
+        try:
+            from tabulate import tabulate
+        except ImportError:
+            return "summary unavailable: the tabulate module is missing (pip install tabulate)\n"
+        parts = ["%d events, %d lost" % (self.events, lost)]
+        rows = [(escape(c), p, n) for (c, p), n in self.by_task.most_common(top)]
+        parts.append(tabulate(rows, headers=["COMM", "PID", "EVENTS"]))
+        if self.key:
+            rows = [(cell(k) if k is not None else "-", n) for k, n in self.by_key.most_common(top)]
+            parts.append(tabulate(rows, headers=[self.key_header or self.key.upper(), "EVENTS"]))
+        return "\n\n".join(parts) + "\n"

@@ -1,0 +1,302 @@
+"""The Tool base class: everything a snoop tool does except what makes it
+that tool. A driver declares its object, options, columns and how one event
+becomes one record; Tool.main() does the rest:
+
+    parse -> check the host -> open -> configure -> load -> fill maps
+          -> attach -> "Tracing ..." -> poll/print until stopped -> close
+
+Errors cross one boundary here: SnoopError becomes one line and exit 1,
+usage errors exit 2, Ctrl-C, SIGTERM, --duration and a closed stdout exit 0.
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+
+from . import filters, kernel, libbpf, output, transport
+from .bpfobject import BPFObject, object_path
+from .errors import SnoopError, UsageError
+
+POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is shown
+LOST_CHECK_SECONDS = 1.0
+
+
+class Stop(BaseException):
+    """SIGTERM: leave the poll loop the way Ctrl-C does."""
+
+
+def _on_sigterm(_sig, _frame):
+    raise Stop()
+
+
+class Tool:
+    # -- what a driver declares ----------------------------------------------
+    name = None                  # the tool, its object and its man page
+    description = ""             # one line, for --help and the man page NAME
+    tracing = "Tracing... Ctrl-C to end."
+    examples = ""                # the examples block of --help and the man page
+    # the tool's BCC short letters for the common flags (None: long flag only)
+    short_pid = short_tid = short_uid = short_comm = None
+    short_time = short_timestamp = short_duration = None
+    uid_help = None
+    optional_programs = ()       # programs whose tracepoint some kernels lack
+    time_width, timestamp_width, timestamp_decimals = -9, -8, 3
+    summary_key = summary_header = None
+    exec_option = False          # offer --exec CMD: run CMD and trace only it
+    ring_bytes = transport.DEFAULT_RING_BYTES
+    perf_pages = transport.DEFAULT_PERF_PAGES
+
+    def add_arguments(self, parser):
+        """Add the tool's own options."""
+
+    def validate(self, args, parser):
+        """Check option combinations; call parser.error() to refuse."""
+
+    def configure(self, obj, args):
+        """Write the tool's .rodata knobs (before load)."""
+
+    def after_load(self, obj, args):
+        """Fill the tool's own maps (after load, before attach)."""
+
+    def attach(self, obj, args):
+        obj.attach()
+
+    def columns(self, args):
+        raise NotImplementedError
+
+    def record(self, e, rec):
+        """Add the tool's keys to rec (which has ts, pid, tid, uid, comm) from
+        the decoded event e; return rec, or None to drop the event."""
+        return rec
+
+    # -- the machinery --------------------------------------------------------
+    def parser(self):
+        p = argparse.ArgumentParser(
+            prog=self.name, description=self.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n" + self.examples if self.examples else None)
+        self.add_arguments(p)
+        if self.exec_option:
+            p.add_argument("--exec", nargs=argparse.REMAINDER, metavar="CMD",
+                           help="run CMD (with its arguments) and trace only it; "
+                                "stop when it exits")
+        filters.add_arguments(p, self.short_pid, self.short_tid, self.short_uid,
+                              self.short_comm, self.uid_help)
+        g = p.add_argument_group("output and run time")
+        g.add_argument(*_flags(self.short_time, "--time"), action="store_true",
+                       help="include a HH:MM:SS wall-clock column")
+        g.add_argument(*_flags(self.short_timestamp, "--timestamp"), action="store_true",
+                       help="include a column of seconds since tracing started")
+        g.add_argument("--json", action="store_true",
+                       help="one JSON object per event per line, no header")
+        g.add_argument("--summary", action="store_true",
+                       help="print a table of event counts at exit")
+        g.add_argument(*_flags(self.short_duration, "--duration"), type=_seconds,
+                       metavar="SECONDS", help="stop after this many seconds")
+        g.add_argument("--quiet", action="store_true", help="no status lines on stderr")
+        g.add_argument("--verbose", action="store_true", help="show libbpf's log on stderr")
+        return p
+
+    @classmethod
+    def main(cls, argv=None):
+        tool = cls()
+        parser = tool.parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "exec", None) is not None:
+            if not args.exec:
+                parser.error("--exec needs a command")
+            if args.pid:
+                parser.error("--exec and --pid cannot be used together")
+        tool.validate(args, parser)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            status = tool.run(args)
+        except UsageError as e:
+            parser.error(str(e))
+        except SnoopError as e:
+            _quiet_stdout()
+            sys.stderr.write("%s: %s\n" % (cls.name, e))
+            status = e.status
+        except (KeyboardInterrupt, Stop):
+            status = 0
+        except BrokenPipeError:
+            _quiet_stdout()
+            status = 0
+        sys.exit(status)
+
+    def status(self, args, text):
+        if not args.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def run(self, args):
+        kernel.check_privileges()
+        kernel.check_btf()
+        kernel.tracefs()
+        libbpf.load()
+        libbpf.set_verbose(args.verbose)
+        self.child = None
+        if getattr(args, "exec", None):
+            self.child = Child(args.exec)
+            args.pid = [self.child.pid]
+        with BPFObject(object_path(self.name)) as obj:
+            self.select_programs(obj)
+            make_transport = transport.choose(obj, self.ring_bytes, self.perf_pages)
+            filters.apply(obj, args)
+            self.configure(obj, args)
+            obj.load()
+            filters.fill(obj, args)
+            self.after_load(obj, args)
+            self.attach(obj, args)
+            buf = make_transport()
+            try:
+                return self.poll(obj, buf, args)
+            finally:
+                buf.close()
+
+    def select_programs(self, obj):
+        """Disable programs whose tracepoint this kernel lacks, if optional."""
+        for name, section, _ in obj.programs():
+            probe = kernel.section_probe(section)
+            if probe is None or probe[1]:
+                continue
+            if name not in self.optional_programs:
+                raise SnoopError("%s is missing on this kernel" % probe[0],
+                                 "%s cannot trace without it" % self.name)
+            obj.set_autoload(name, False)
+
+    def writer(self, args):
+        if args.json:
+            return output.JsonWriter(sys.stdout)
+        cols = []
+        clock = self.clock
+        if args.time:
+            cols.append(output.Column("TIME", "ts", self.time_width, clock.hms))
+        if args.timestamp:
+            start, fmt = clock.start, "%%.%df" % self.timestamp_decimals
+            cols.append(output.Column("TIME(s)", "ts", self.timestamp_width,
+                                      lambda ts: fmt % (ts - start)))
+        return output.TextWriter(cols + self.columns(args), sys.stdout)
+
+    def poll(self, obj, buf, args):
+        self.clock = clock = output.Clock()
+        out = self.writer(args)
+        summary = output.Summary(self.summary_key, self.summary_header) if args.summary else None
+        layout = obj.layout("event")
+        unpack, epoch, record, write = layout.unpack, clock.epoch, self.record, out.write
+        from .output import kstr
+
+        def handle(data):
+            e = unpack(data)
+            rec = record(e, {"ts": epoch(e["ts_ns"]), "pid": e["pid"], "tid": e["tid"],
+                             "uid": e["uid"], "comm": kstr(e["comm"])})
+            if rec is not None:
+                if summary is not None:
+                    summary.add(rec)
+                write(rec)
+
+        self.out = out
+        self.status(args, self.tracing)
+        out.header()
+        child = self.child
+        if child:
+            child.release()
+        now = time.monotonic()
+        deadline = now + args.duration if args.duration else None
+        lost_at, lost_seen = now + LOST_CHECK_SECONDS, 0
+        try:
+            while True:
+                timeout = POLL_SECONDS
+                if deadline is not None:
+                    timeout = min(timeout, deadline - now)
+                    if timeout <= 0:
+                        break
+                buf.wait(timeout)
+                buf.drain(handle)
+                out.flush()
+                if child and child.exited():
+                    break
+                now = time.monotonic()
+                if now >= lost_at:
+                    lost_seen = self._report_lost(buf, lost_seen)
+                    lost_at = now + LOST_CHECK_SECONDS
+        except (KeyboardInterrupt, Stop):
+            pass
+        buf.drain(handle)
+        out.flush()
+        lost_seen = self._report_lost(buf, lost_seen)
+        if summary is not None:
+            stream = sys.stderr if args.json else sys.stdout
+            stream.write(summary.render(lost_seen))
+            stream.flush()
+        return 0
+
+    @staticmethod
+    def _report_lost(buf, seen):
+        lost = buf.lost()
+        if lost > seen:
+            sys.stderr.write("%d events lost\n" % (lost - seen))
+            sys.stderr.flush()
+        return lost
+
+
+class Child:
+    """A command started before tracing, held at a pipe until every probe is
+    attached, so that its whole life is traced (--exec)."""
+
+    def __init__(self, argv):
+        r, self._w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._w)
+            if os.read(r, 1) != b"x":
+                os._exit(0)         # the tracer gave up before starting it
+            os.close(r)
+            try:
+                os.execvp(argv[0], argv)
+            except OSError as e:
+                sys.stderr.write("%s: %s\n" % (argv[0], e.strerror))
+            os._exit(127)
+        os.close(r)
+        self._status = None
+
+    def release(self):
+        os.write(self._w, b"x")
+        os.close(self._w)
+        self._w = None
+
+    def exited(self):
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status = status
+        return self._status is not None
+
+    def __del__(self):
+        if getattr(self, "_w", None) is not None:
+            os.close(self._w)
+
+
+def _flags(short, long):
+    return (short, long) if short else (long,)
+
+
+def _seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid duration %r: expected seconds" % text) from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError("invalid duration %r: must be positive" % text)
+    return v
+
+
+def _quiet_stdout():
+    """After stdout closed early, keep Python's exit-time flush quiet."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except OSError:
+        pass

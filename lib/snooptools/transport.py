@@ -1,0 +1,183 @@
+"""Events from the kernel: a BPF ring buffer, or a perf buffer where the
+kernel has no ring buffer (or SNOOPTOOLS_BUFFER=perf forces one). Both give
+the same API: wait(timeout) then drain(handle), with lost() counting every
+event the kernel side could not deliver.
+
+The ring buffer is read straight from its memory map, not through libbpf's
+callbacks: one Python call per record, no ctypes transition. The kernel
+writes records without waking us until a quarter of the ring is full
+(BPF_RB_NO_WAKEUP below that watermark), and wait() returns on that wakeup
+or after a short timeout, so events are batched yet never wait long.
+"""
+import ctypes
+import mmap
+import os
+import select
+
+from . import kernel, libbpf
+from .errors import SnoopError
+
+BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30
+HDR_SIZE = 8
+BPF_MAP_TYPE_ARRAY = 2
+DEFAULT_RING_BYTES = 4 << 20
+DEFAULT_PERF_PAGES = 64
+
+
+def choose(obj, ring_bytes=DEFAULT_RING_BYTES, perf_pages=DEFAULT_PERF_PAGES):
+    """Configure obj (before load) for the transport this kernel supports.
+
+    Returns a factory to call after load."""
+    forced = os.environ.get("SNOOPTOOLS_BUFFER", "")
+    if forced not in ("", "ring", "perf"):
+        raise SnoopError("SNOOPTOOLS_BUFFER=%s" % forced, "must be ring or perf")
+    use_ring = forced != "perf" and kernel.has_ringbuf()
+    if forced == "ring" and not use_ring:
+        raise SnoopError("no BPF ring buffer on this kernel", "SNOOPTOOLS_BUFFER=ring asked for one")
+    if use_ring:
+        ring_bytes = ring_size(ring_bytes)
+        obj.resize("events", ring_bytes)
+        obj.set_rodata(use_ringbuf=True, wakeup_bytes=ring_bytes // 4)
+        return lambda: RingBuffer(obj, ring_bytes)
+    # the ring map still exists in the object: make it a harmless one-slot array
+    obj.retype("events", BPF_MAP_TYPE_ARRAY, 4, 4, 1)
+    obj.set_rodata(use_ringbuf=False)
+    return lambda: PerfBuffer(obj, perf_pages)
+
+
+def ring_size(nbytes):
+    """The ring size the kernel accepts: a power of two, at least a page."""
+    size = mmap.PAGESIZE
+    while size < nbytes:
+        size <<= 1
+    return size
+
+
+class RingReader:
+    """Consumes BPF ring buffer records from its two memory maps.
+
+    consumer holds consumer_pos (we write it); producer holds producer_pos
+    followed by the data pages, which are mapped twice so that a record that
+    wraps is still contiguous. Positions are read and written as whole
+    64-bit words (a torn write makes the kernel see a bogus position).
+    """
+
+    def __init__(self, consumer, producer, size, page=mmap.PAGESIZE):
+        self._cons = memoryview(consumer).cast("Q")
+        self._prod = memoryview(producer)[:8].cast("Q")
+        self._data = memoryview(producer)[page:]
+        self._hdr = self._data.cast("I")
+        self._mask = size - 1
+
+    def drain(self, handle):
+        """Call handle(memoryview) for each committed record; returns the
+        count. A record is valid only during its call."""
+        cons, data, hdr, mask = self._cons[0], self._data, self._hdr, self._mask
+        n = 0
+        while True:
+            prod = self._prod[0]
+            if cons >= prod:
+                return n
+            while cons < prod:
+                off = cons & mask
+                head = hdr[off >> 2]
+                if head & BUSY_BIT:         # reserved, not yet committed
+                    self._cons[0] = cons
+                    return n
+                length = head & ~(BUSY_BIT | DISCARD_BIT)
+                if not head & DISCARD_BIT:
+                    handle(data[off + HDR_SIZE:off + HDR_SIZE + length])
+                    n += 1
+                cons += (length + HDR_SIZE + 7) & ~7
+            self._cons[0] = cons
+
+    def release(self):
+        for view in (self._hdr, self._data, self._prod, self._cons):
+            view.release()
+
+
+class RingBuffer:
+    kind = "ring buffer"
+
+    def __init__(self, obj, size):
+        self._obj = obj
+        fd = obj.map_fd("events")
+        page = mmap.PAGESIZE
+        try:
+            self._cmap = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self._pmap = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                   offset=page)
+        except OSError as e:
+            raise SnoopError("mapping the ring buffer", e.strerror) from None
+        self._reader = RingReader(self._cmap, self._pmap, size, page)
+        self._ep = select.epoll()
+        self._ep.register(fd, select.EPOLLIN)
+
+    def wait(self, timeout):
+        """Sleep until the kernel wakes us or timeout seconds pass."""
+        try:
+            self._ep.poll(timeout)
+        except InterruptedError:
+            pass
+
+    def drain(self, handle):
+        return self._reader.drain(handle)
+
+    def lost(self):
+        return self._obj.percpu_sum("lost_events")
+
+    def close(self):
+        if self._ep is None:
+            return
+        self._ep.close()
+        self._ep = None
+        self._reader.release()
+        self._cmap.close()
+        self._pmap.close()
+
+
+class PerfBuffer:
+    kind = "perf buffer"
+
+    def __init__(self, obj, pages):
+        self._lib = libbpf.load()
+        self._records = []
+        self._lost = 0
+        self._error = None
+        # the callbacks must stay alive as long as the perf buffer
+        self._sample_cb = libbpf.SAMPLE_FN(self._on_sample)
+        self._lost_cb = libbpf.LOST_FN(self._on_lost)
+        self._pb = libbpf.call("perf_buffer__new", obj.map_fd("perf_events"), pages,
+                               self._sample_cb, self._lost_cb, None, None,
+                               what="creating the perf buffer")
+
+    def _on_sample(self, _ctx, _cpu, data, size):
+        try:
+            self._records.append(ctypes.string_at(data, size))
+        except BaseException as e:      # never unwind through C
+            self._error = e
+
+    def _on_lost(self, _ctx, _cpu, count):
+        self._lost += count
+
+    def wait(self, timeout):
+        ret = self._lib.perf_buffer__poll(self._pb, int(timeout * 1000))
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if ret < 0 and -ret != 4:   # EINTR
+            raise libbpf.LibbpfError("perf_buffer__poll", -ret, what="reading the perf buffer")
+
+    def drain(self, handle):
+        records, self._records = self._records, []
+        for rec in records:
+            handle(rec)
+        return len(records)
+
+    def lost(self):
+        return self._lost
+
+    def close(self):
+        pb, self._pb = self._pb, None
+        if pb:
+            self._lib.perf_buffer__free(pb)
