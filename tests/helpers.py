@@ -1,0 +1,113 @@
+"""Shared by the tests: where things are, and Tracer, which runs a tool the
+way a script would (--json), waits for its Tracing line and collects what
+it printed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_DIR = ROOT / "tools"
+TOOLS = sorted(p.name for p in TOOLS_DIR.iterdir() if p.is_file() and not p.name.startswith("_"))
+sys.path.insert(0, str(ROOT / "lib"))
+
+
+def can_run_live():
+    return os.geteuid() == 0 and os.path.exists("/sys/kernel/btf/vmlinux")
+
+
+def run_tool(tool, *args, timeout=30, **kw):
+    return subprocess.run([sys.executable, str(TOOLS_DIR / tool), *args], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+class Tracer:
+    """with Tracer("opensnoop", "--pid", "42") as t: ...trigger...; then
+    t.events (parsed JSON) and t.stderr after the block; t.stop() early."""
+
+    def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=20):
+        self.argv = [sys.executable, str(TOOLS_DIR / tool), *args]
+        if json_mode:
+            self.argv.append("--json")
+        self.json_mode = json_mode
+        self.env = dict(os.environ, **(env or {}))
+        self.ready_timeout = ready_timeout
+        self.stderr_lines = []
+        self._ready = threading.Event()
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=self.env, errors="replace")
+        self._stdout = []
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        if not self._ready.wait(self.ready_timeout):
+            self.proc.kill()
+            raise AssertionError("no Tracing line from %s; stderr: %s"
+                                 % (self.argv, "".join(self.stderr_lines)))
+        if self.proc.poll() is not None:
+            raise AssertionError("%s exited early: %s" % (self.argv, "".join(self.stderr_lines)))
+        return self
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if line.startswith("Tracing"):
+                self._ready.set()
+        self._ready.set()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            self._stdout.append(line)
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            time.sleep(0.15)            # longer than one poll interval: let it drain
+            self.proc.send_signal(sig)
+        self.returncode = self.proc.wait(timeout=20)
+        deadline = time.time() + 5
+        while time.time() < deadline and not (self.proc.stdout.closed or self._eof()):
+            time.sleep(0.01)
+        return self.returncode
+
+    def _eof(self):
+        try:
+            return self.proc.stdout.read() == ""
+        except ValueError:
+            return True
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.stop()
+        else:
+            self.returncode = self.proc.wait()
+
+    @property
+    def stdout(self):
+        return "".join(self._stdout)
+
+    @property
+    def stderr(self):
+        return "".join(self.stderr_lines)
+
+    @property
+    def events(self):
+        assert self.json_mode
+        return [json.loads(line) for line in self._stdout if line.strip()]
+
+
+def held_child(argv_after_read, **kw):
+    """A child shell that waits for a line on stdin and then execs the given
+    command line: its pid is known (to filter on) before it does anything."""
+    return subprocess.Popen(["/bin/sh", "-c", "read _; exec " + argv_after_read],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def release(child, timeout=10):
+    out, err = child.communicate("go\n", timeout=timeout)
+    return child.returncode, out, err
