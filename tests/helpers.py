@@ -30,9 +30,9 @@ class Tracer:
     t.events (parsed JSON) and t.stderr after the block; t.stop() early."""
 
     def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=20):
-        self.argv = [sys.executable, str(TOOLS_DIR / tool), *args]
-        if json_mode:
-            self.argv.append("--json")
+        # --json first: a trailing --exec CMD takes everything after it
+        self.argv = [sys.executable, str(TOOLS_DIR / tool)] + (["--json"] if json_mode else []) \
+            + list(args)
         self.json_mode = json_mode
         self.env = dict(os.environ, **(env or {}))
         self.ready_timeout = ready_timeout
@@ -43,8 +43,10 @@ class Tracer:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=self.env, errors="replace")
         self._stdout = []
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._readers = [threading.Thread(target=f, daemon=True)
+                         for f in (self._read_stderr, self._read_stdout)]
+        for r in self._readers:
+            r.start()
         if not self._ready.wait(self.ready_timeout):
             self.proc.kill()
             raise AssertionError("no Tracing line from %s; stderr: %s"
@@ -69,22 +71,12 @@ class Tracer:
             time.sleep(0.15)            # longer than one poll interval: let it drain
             self.proc.send_signal(sig)
         self.returncode = self.proc.wait(timeout=20)
-        deadline = time.time() + 5
-        while time.time() < deadline and not (self.proc.stdout.closed or self._eof()):
-            time.sleep(0.01)
+        for r in self._readers:
+            r.join(timeout=10)
         return self.returncode
 
-    def _eof(self):
-        try:
-            return self.proc.stdout.read() == ""
-        except ValueError:
-            return True
-
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.stop()
-        else:
-            self.returncode = self.proc.wait()
+        self.stop()
 
     @property
     def stdout(self):

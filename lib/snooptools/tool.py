@@ -223,6 +223,7 @@ class Tool:
                     lost_at = now + LOST_CHECK_SECONDS
         except (KeyboardInterrupt, Stop):
             pass
+        buf.wait(0)
         buf.drain(handle)
         out.flush()
         lost_seen = self._report_lost(buf, lost_seen)

@@ -1,7 +1,8 @@
 """Events from the kernel: a BPF ring buffer, or a perf buffer where the
 kernel has no ring buffer (or SNOOPTOOLS_BUFFER=perf forces one). Both give
 the same API: wait(timeout) then drain(handle), with lost() counting every
-event the kernel side could not deliver.
+event the kernel side could not deliver (both count failed writes in the
+BPF program's lost_events map).
 
 The ring buffer is read straight from its memory map, not through libbpf's
 callbacks: one Python call per record, no ctypes transition. The kernel
@@ -140,6 +141,7 @@ class PerfBuffer:
     kind = "perf buffer"
 
     def __init__(self, obj, pages):
+        self._obj = obj
         self._lib = libbpf.load()
         self._records = []
         self._lost = 0
@@ -175,7 +177,9 @@ class PerfBuffer:
         return len(records)
 
     def lost(self):
-        return self._lost
+        # The kernel-side count is exact; the perf records' count lags it
+        # (reported only once the buffer has room again) but never exceeds it.
+        return max(self._lost, self._obj.percpu_sum("lost_events"))
 
     def close(self):
         pb, self._pb = self._pb, None

@@ -1,0 +1,112 @@
+"""opensnoop, live: a held child opens known files; exact fields."""
+import errno
+import os
+
+import pytest
+
+from helpers import Tracer, held_child, release
+
+OPENER = """python3 -c '
+import os, sys
+for p in sys.argv[1:]:
+    try:
+        os.close(os.open(p, os.O_RDONLY))
+    except OSError:
+        pass
+' """
+
+
+def opens(t, pid, suffix):
+    return [e for e in t.events if e["pid"] == pid and e["path"].endswith(suffix)]
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "present").write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("buffer", ["ring", "perf"])
+def test_existing_and_missing_file(files, buffer):
+    child = held_child(OPENER + "%s/present %s/missing" % (files, files))
+    with Tracer("opensnoop", "-p", str(child.pid), env={"SNOOPTOOLS_BUFFER": buffer}) as t:
+        release(child)
+    [ok] = opens(t, child.pid, "/present")
+    [bad] = opens(t, child.pid, "/missing")
+    assert ok["path"] == "%s/present" % files and ok["fd"] >= 3 and ok["err"] == 0
+    assert bad["path"] == "%s/missing" % files and (bad["fd"], bad["err"]) == (-1, errno.ENOENT)
+    assert ok["comm"] == bad["comm"] == "python3"
+    assert ok["tid"] == ok["pid"] == child.pid and ok["uid"] == os.getuid()
+    assert ok["flags"] & 0o3 == os.O_RDONLY and ok["call"] == "openat"
+
+
+def test_flags_and_mode(files):
+    child = held_child("""python3 -c 'import os; os.close(os.open("%s/new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640))'""" % files)
+    with Tracer("opensnoop", "-p", str(child.pid), "-f", "O_CREAT") as t:
+        release(child)
+    [e] = opens(t, child.pid, "/new")
+    assert e["flags"] & (os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    assert e["mode"] == 0o640
+    # -f excludes opens without the flag: the read-only opens of python's start-up
+    assert all(ev["flags"] & os.O_CREAT for ev in t.events)
+
+
+def test_failed_only(files):
+    child = held_child(OPENER + "%s/present %s/missing" % (files, files))
+    with Tracer("opensnoop", "-x", "-p", str(child.pid)) as t:
+        release(child)
+    assert opens(t, child.pid, "/present") == []
+    assert len(opens(t, child.pid, "/missing")) == 1
+    assert all(e["err"] != 0 for e in t.events)
+
+
+def test_full_path_from_chdir_child_and_dirfd(files):
+    (files / "sub").mkdir()
+    (files / "sub" / "f").write_text("x")
+    script = ("import os; os.chdir(%r); os.close(os.open('sub/f', os.O_RDONLY)); "
+              "d = os.open('sub', os.O_RDONLY)\n"
+              "try: os.open('nope', os.O_RDONLY, dir_fd=d)\nexcept OSError: pass\n"
+              "os.close(os.open('f', os.O_RDONLY, dir_fd=d))") % str(files)
+    child = held_child("python3 -c %s" % _sh_quote(script))
+    with Tracer("opensnoop", "-F", "-p", str(child.pid)) as t:
+        release(child)
+    sub = "%s/sub" % files
+    paths = [(e["path_as_passed"], e["path"], e["err"]) for e in t.events
+             if e["path"].startswith(str(files))]
+    assert ("sub/f", sub + "/f", 0) in paths
+    assert ("nope", sub + "/nope", errno.ENOENT) in paths      # failed, relative to dirfd
+    assert ("f", sub + "/f", 0) in paths                       # dirfd-relative success
+
+
+def test_path_prefix_filter_in_kernel(files):
+    child = held_child(OPENER + "%s/present /etc/hostname" % files)
+    with Tracer("opensnoop", "-p", str(child.pid), "--path", str(files)) as t:
+        release(child)
+    assert [e["path"] for e in t.events] == ["%s/present" % files]
+
+
+def test_exec_runs_and_traces_only_the_command(files):
+    # head -c 0 prints nothing, so stdout holds only the tracer's JSON
+    with Tracer("opensnoop", "--exec", "head", "-c", "0", "%s/present" % files) as t:
+        pass
+    pids = {e["pid"] for e in t.events}
+    assert len(pids) == 1 and pids != {os.getpid()}
+    assert ["%s/present" % files] == [e["path"] for e in t.events if e["path"].endswith("present")]
+    assert t.returncode == 0
+
+
+def test_text_columns(files):
+    child = held_child(OPENER + "%s/present" % files)
+    with Tracer("opensnoop", "-U", "-e", "-p", str(child.pid), "--path", str(files),
+                json_mode=False) as t:
+        release(child)
+    header, line = t.stdout.splitlines()
+    assert header.split() == ["UID", "PID", "COMM", "FD", "ERR", "FLAGS", "MODE", "PATH"]
+    uid, pid, comm, fd, err, flags, mode, path = line.split()
+    assert (uid, pid, comm, err, mode, path) == (
+        str(os.getuid()), str(child.pid), "python3", "0", "n/a", "%s/present" % files)
+    assert int(flags, 8) & os.O_CLOEXEC and int(fd) >= 3
+
+
+def _sh_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
