@@ -51,16 +51,20 @@ def mine(t, pid):
     return [e for e in t.events if e["pid"] == pid]
 
 
-def test_fd_calls_exact_fields():
+def test_fd_calls_exact_fields_and_failed_call_error():
     t, pid, path = run("os.fsync(fd)\nos.fdatasync(fd)\n"
-                       "assert libc.sync_file_range(fd, 4096, 100, 2) == 0")
-    evs = mine(t, pid)
-    assert [e["call"] for e in evs] == ["fsync", "fdatasync", "sync_file_range"]
+                       "assert libc.sync_file_range(fd, 4096, 100, 2) == 0\n"
+                       "os.syncfs(fd) if hasattr(os, 'syncfs') else libc.syncfs(fd)\n"
+                       "try:\n    os.fsync(999)\nexcept OSError:\n    pass")
+    *evs, bad = mine(t, pid)
+    assert [e["call"] for e in evs] == ["fsync", "fdatasync", "sync_file_range", "syncfs"]
     for e in evs:
         assert (e["file"], e["fd"], e["ret"], e["err"]) == (path, 3, 0, 0)
         assert (e["pid"], e["tid"], e["comm"], e["uid"]) == (pid, pid, COMM, os.getuid())
         assert isinstance(e["lat_ms"], float) and 0 <= e["lat_ms"] < 10000
     assert (evs[2]["offset"], evs[2]["nbytes"], evs[2]["flags"]) == (4096, 100, 2)
+    assert (bad["call"], bad["fd"], bad["file"]) == ("fsync", 999, None)
+    assert (bad["ret"], bad["err"]) == (-errno.EBADF, errno.EBADF)
     assert t.returncode == 0
 
 
@@ -74,15 +78,6 @@ def test_msync_shows_mapped_file_sync_shows_none():
     assert (anon["call"], anon["file"]) == ("msync", None)
     assert (sync["call"], sync["file"], sync["err"]) == ("sync", None, 0)
     assert "fd" not in sync and sync["lat_ms"] >= 0
-
-
-def test_syncfs_and_failed_fsync_shows_error():
-    t, pid, path = run("os.syncfs(fd) if hasattr(os, 'syncfs') else libc.syncfs(fd)\n"
-                       "try:\n    os.fsync(999)\nexcept OSError:\n    pass")
-    [sfs, bad] = mine(t, pid)
-    assert (sfs["call"], sfs["file"], sfs["err"]) == ("syncfs", path, 0)
-    assert (bad["call"], bad["fd"], bad["file"]) == ("fsync", 999, None)
-    assert (bad["ret"], bad["err"]) == (-errno.EBADF, errno.EBADF)
 
 
 def test_failed_filter_both_ways():
