@@ -1,0 +1,34 @@
+"""Every built object passes the verifier, with its optional code enabled
+(rodata knobs that are off let the verifier skip code, so turn them on)."""
+import os
+
+import pytest
+
+from helpers import ROOT
+from snooptools import kernel, transport
+from snooptools.bpfobject import BPFObject
+
+OBJECTS = sorted(p.name.removesuffix(".bpf.o") for p in (ROOT / "build" / "bpf").glob("*.bpf.o"))
+
+
+@pytest.mark.parametrize("everything_on", [False, True], ids=["defaults", "all-knobs"])
+@pytest.mark.parametrize("name", OBJECTS)
+def test_object_loads(name, everything_on):
+    kernel.tracefs()
+    with BPFObject(str(ROOT / "build" / "bpf" / (name + ".bpf.o"))) as obj:
+        for prog, section, _ in obj.programs():
+            probe = kernel.section_probe(section)
+            if probe is not None and not probe[1]:
+                obj.set_autoload(prog, False)
+            elif section.startswith(("kprobe", "kretprobe", "fentry", "fexit")):
+                obj.set_autoload(prog, False)       # not on this kernel: tests/test-vm
+        transport.choose(obj)
+        if everything_on:
+            knobs = {}
+            for var, (_, size, tid) in obj._rodata.items():
+                info = obj.types.int_info(tid)
+                if info and info[3]:                # bool
+                    knobs[var] = True
+            obj.set_rodata(**knobs)
+        obj.load()
+        assert obj.loaded

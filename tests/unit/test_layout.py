@@ -1,0 +1,101 @@
+"""Event layouts come from the BTF in the compiled objects; drivers decode
+synthetic events the way they decode real ones."""
+import importlib.machinery
+import importlib.util
+import struct
+
+import pytest
+
+from helpers import ROOT
+from snooptools.bpfobject import BPFObject, object_path
+
+
+def tool_module(name):
+    loader = importlib.machinery.SourceFileLoader("tool_" + name, str(ROOT / "tools" / name))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def layout(tool):
+    with BPFObject(object_path(tool)) as obj:
+        return obj.layout("event")
+
+
+def pack(lay, **fields):
+    values = []
+    for name in lay.names:
+        n = lay.groups.get(name, 1)
+        v = fields.get(name, b"" if isinstance(lay.struct.unpack_from(bytes(lay.size))[len(values)], bytes) else 0)
+        values.extend(v if n > 1 else [v])
+    return lay.struct.pack(*values)
+
+
+def test_opensnoop_layout_matches_its_c_struct():
+    lay = layout("opensnoop")
+    assert lay.names[:5] == ["ts_ns", "pid", "tid", "uid", "comm"]    # struct task_head, flattened
+    assert {"ret", "dfd", "flags", "mode", "call", "path_len", "full_len", "buf"} <= set(lay.names)
+    fmt = lay.struct.format
+    assert fmt.startswith("=") and lay.struct.size == lay.size
+
+
+def test_short_records_are_padded():
+    lay = layout("opensnoop")
+    rec = pack(lay, pid=7, comm=b"cat", path_len=4, buf=b"/etc")
+    e = lay.unpack(memoryview(rec)[:lay.size - 16000])
+    assert e["pid"] == 7 and e["comm"].rstrip(b"\0") == b"cat" and e["buf"].startswith(b"/etc\0")
+
+
+def decode(tool, cls_name, argv, **fields):
+    mod = tool_module(tool)
+    t = getattr(mod, cls_name)()
+    args = t.parser().parse_args(argv)
+    t.configure(_NoKnobs(), args)
+    lay = layout(tool)
+    e = lay.unpack(pack(lay, **fields))
+    return t.record(e, {"ts": 0.0, "pid": e["pid"], "tid": e["tid"], "uid": e["uid"],
+                        "comm": "x"})
+
+
+class _NoKnobs:
+    def set_rodata(self, **kw):
+        pass
+
+
+def test_execsnoop_record_from_synthetic_event():
+    area = b"/usr/bin/ls\0ls\0-l\0caf\xff\0"
+    rec = decode("execsnoop", "ExecSnoop", [], pid=5, ppid=1, pcomm=b"bash", ret=0,
+                 fname_len=12, args_len=len(area) - 12, args=area)
+    assert rec["args"] == ["/usr/bin/ls", "-l", "caf\udcff"]
+    assert (rec["ppid"], rec["pcomm"], rec["args_truncated"]) == (1, "bash", False)
+
+
+def test_execsnoop_script_drops_interpreter_and_truncates():
+    # a #! script: the kernel's argv is [interpreter, script, args...]
+    area = b"./run.sh\0/bin/sh\0./run.sh\0a\0b\0c\0"
+    rec = decode("execsnoop", "ExecSnoop", ["--max-args", "3"], fname_len=9,
+                 args_len=len(area) - 9, args=area, flags=2)
+    assert rec["args"] == ["./run.sh", "a", "b"] and rec["args_truncated"] is True
+
+
+def test_opensnoop_record_full_path_and_errors():
+    buf = b"rel\0/abs/dir/rel\0"
+    rec = decode("opensnoop", "OpenSnoop", ["-F"], ret=-2, path_len=4, full_len=13, buf=buf,
+                 call=1, flags=0o100, mode=0o644)
+    assert (rec["path"], rec["path_as_passed"], rec["fd"], rec["err"]) == ("/abs/dir/rel", "rel", -1, 2)
+    assert rec["call"] == "openat"
+
+
+@pytest.mark.parametrize("argv", [["-T", "-U", "-x", "-p", "1,2", "-t", "3", "-u", "0", "-d", "5",
+                                   "-n", "x", "-e", "-f", "O_WRONLY", "-F", "-b", "64"]])
+def test_opensnoop_accepts_bcc_flags(argv):
+    args = tool_module("opensnoop").OpenSnoop().parser().parse_args(argv)
+    assert (args.timestamp, args.pid, args.tid, args.uid, args.duration) == (True, [1, 2], [3], 0, 5.0)
+
+
+def test_execsnoop_accepts_bcc_flags():
+    args = tool_module("execsnoop").ExecSnoop().parser().parse_args(
+        ["-T", "-t", "-x", "-q", "-n", "a", "-l", "b", "-U", "-C", "-M", "-P", "1", "-u", "root",
+         "--max-args", "5"])
+    assert (args.time, args.timestamp, args.uid, args.ppid, args.max_args) == (True, True, 0, 1, 5)

@@ -1,0 +1,58 @@
+"""Decoding kernel bytes, escaping, columns, JSON and summaries."""
+import io
+import json
+
+from snooptools.output import Column, JsonWriter, Summary, TextWriter, escape, json_safe, kstr
+
+
+def test_kstr_stops_at_nul_and_keeps_invalid_utf8():
+    assert kstr(b"abc\0garbage") == "abc"
+    s = kstr(b"caf\xc3\xa9-\xff\xfe\0")
+    assert s == "café-\udcff\udcfe"
+    assert s.encode("utf-8", "surrogateescape") == b"caf\xc3\xa9-\xff\xfe"
+
+
+def test_escape_makes_control_and_invalid_bytes_visible():
+    assert escape("plain path/ok é") == "plain path/ok é"
+    assert escape("a\nb\tc\rd\x1b[31m") == "a\\nb\\tc\\rd\\e[31m"
+    assert escape(kstr(b"bad\xff\x01")) == "bad\\xff\\x01"
+    assert escape("\u200b") == "\\u200b"
+
+
+def test_json_safe_replaces_invalid_bytes():
+    assert json_safe(kstr(b"x\xffy")) == "x\ufffdy"
+    assert json_safe("ok\n") == "ok\n"
+
+
+def test_text_writer_header_and_rows_share_one_declaration():
+    out = io.StringIO()
+    w = TextWriter([Column("COMM", "comm", -16), Column("PID", "pid", -7),
+                    Column("RET", "ret", 3), Column("ARGS", None, fmt=lambda r: " ".join(r["args"]))],
+                   out)
+    w.header()
+    w.write({"comm": "ls\n", "pid": 42, "ret": -2, "args": ["/bin/ls", "-l"]})
+    w.flush()
+    assert out.getvalue() == ("COMM             PID     RET ARGS\n"
+                              "ls\\n             42       -2 /bin/ls -l\n")
+
+
+def test_json_writer_one_object_per_line():
+    out = io.StringIO()
+    w = JsonWriter(out)
+    w.write({"pid": 1, "path": kstr(b"a\xff"), "args": [kstr(b"\xfe")]})
+    w.write({"pid": 2, "path": "b"})
+    w.flush()
+    lines = out.getvalue().splitlines()
+    assert [json.loads(x) for x in lines] == [
+        {"pid": 1, "path": "a\ufffd", "args": ["\ufffd"]}, {"pid": 2, "path": "b"}]
+
+
+def test_summary_counts_by_task_and_key():
+    s = Summary("path", "PATH")
+    for comm, pid, path in [("cat", 1, "/a"), ("cat", 1, "/a"), ("ls", 2, "/b")]:
+        s.add({"comm": comm, "pid": pid, "path": path})
+    text = s.render(lost=3)
+    assert text.startswith("3 events, 3 lost\n")
+    rows = [line.split() for line in text.splitlines()]
+    assert ["cat", "1", "2"] in rows and ["ls", "2", "1"] in rows
+    assert ["/a", "2"] in rows and ["/b", "1"] in rows

@@ -1,0 +1,76 @@
+"""The ring buffer reader, on memory laid out as the kernel lays it out."""
+import struct
+
+from snooptools.transport import BUSY_BIT, DISCARD_BIT, RingReader
+
+PAGE, SIZE = 64, 256      # a small "page" and data area keep the test readable
+
+
+class Ring:
+    def __init__(self):
+        self.consumer = bytearray(PAGE)
+        self.producer = bytearray(PAGE + 2 * SIZE)      # data mapped twice
+        self.prod = 0
+
+    def put(self, payload, flags=0):
+        off = self.prod % SIZE
+        rec = struct.pack("=II", len(payload) | flags, 0) + payload
+        for i, b in enumerate(rec):      # both mappings of the data pages
+            pos = (off + i) % SIZE
+            self.producer[PAGE + pos] = self.producer[PAGE + SIZE + pos] = b
+        self.prod += (len(payload) + 8 + 7) & ~7
+        struct.pack_into("=Q", self.producer, 0, self.prod)
+
+    def set_header(self, at, word):
+        struct.pack_into("=I", self.producer, PAGE + at % SIZE, word)
+
+    @property
+    def cons(self):
+        return struct.unpack_from("=Q", self.consumer)[0]
+
+
+def drain(ring):
+    got = []
+    n = RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda m: got.append(bytes(m)))
+    assert n == len(got)
+    return got
+
+
+def test_records_in_order_and_consumer_advanced():
+    ring = Ring()
+    ring.put(b"one")
+    ring.put(b"second-record")
+    assert drain(ring) == [b"one", b"second-record"]
+    assert ring.cons == ring.prod == 16 + 24
+    assert drain(ring) == []
+
+
+def test_discarded_records_are_skipped():
+    ring = Ring()
+    ring.put(b"drop", DISCARD_BIT)
+    ring.put(b"keep")
+    assert drain(ring) == [b"keep"]
+    assert ring.cons == ring.prod
+
+
+def test_busy_record_stops_the_drain_until_committed():
+    ring = Ring()
+    ring.put(b"a")
+    busy_at = ring.prod
+    ring.put(b"bbbb")
+    ring.set_header(busy_at, 4 | BUSY_BIT)
+    ring.put(b"c")
+    assert drain(ring) == [b"a"]
+    assert ring.cons == busy_at
+    ring.set_header(busy_at, 4)
+    assert drain(ring) == [b"bbbb", b"c"]
+
+
+def test_record_wrapping_the_end_is_contiguous():
+    ring = Ring()
+    for _ in range(7):
+        ring.put(b"x" * 24)            # 32 bytes each: 224 of 256
+    drain(ring)
+    payload = bytes(range(40))
+    ring.put(payload)                  # starts at 224, wraps past 256
+    assert drain(ring) == [payload]
