@@ -1,8 +1,0 @@
-build/bpf/opensnoop.bpf.o: bpf/opensnoop.bpf.c bpf/include/fs.bpf.h \
-  bpf/include/snoop.bpf.h bpf/vmlinux.h
-
-bpf/include/fs.bpf.h:
-
-bpf/include/snoop.bpf.h:
-
-bpf/vmlinux.h:
