@@ -16,6 +16,12 @@ TOOLS = sorted(p.name for p in TOOLS_DIR.iterdir() if p.is_file() and not p.name
 sys.path.insert(0, str(ROOT / "lib"))
 
 
+# Children run this interpreter by its path, so their comm is known: the
+# basename as exec'd (a venv's "python", pyenv's "python3.11", ...).
+PYTHON = sys.executable
+PYTHON_COMM = os.path.basename(PYTHON)[:15]
+
+
 def can_run_live():
     return os.geteuid() == 0 and os.path.exists("/sys/kernel/btf/vmlinux")
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from helpers import Tracer, release
+from helpers import PYTHON, PYTHON_COMM, Tracer, release
 
 # Run by the held child: wait for a line on stdin, then signal argv[1] (alive)
 # and argv[2] (dead) through each call. Signals whose default action is to
@@ -82,7 +82,7 @@ def test_every_call_exact_fields():
     assert brief(t, pid) == expected(tp, dead)
     events = [e for e in t.events if e["pid"] == pid]
     for e in events:
-        assert (e["comm"], e["tid"], e["uid"]) == ("python3", pid, os.getuid())
+        assert (e["comm"], e["tid"], e["uid"]) == (PYTHON_COMM, pid, os.getuid())
         assert e["err"] == -e["ret"]
     assert events[3]["tgid"] == tp
     assert "tgid" not in events[0]
@@ -113,7 +113,7 @@ def test_text_mode_columns():
     t, pid, tp, dead, _ = run("-s", "WINCH", "-T", "{dead}", json_mode=False)
     header, line = t.stdout.splitlines()
     assert header.split() == ["TIME", "PID", "COMM", "SIG", "TPID", "RESULT", "TCOMM"]
-    assert line.split()[1:] == [str(pid), "python3", str(WINCH), str(dead), "-3"]
+    assert line.split()[1:] == [str(pid), PYTHON_COMM, str(WINCH), str(dead), "-3"]
 
 
 def test_bad_signal_is_a_usage_error():

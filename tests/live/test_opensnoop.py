@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from helpers import Tracer, held_child, release
+from helpers import PYTHON, PYTHON_COMM, Tracer, held_child, release
 
-OPENER = """python3 -c '
+OPENER = PYTHON + """ -c '
 import os, sys
 for p in sys.argv[1:]:
     try:
@@ -35,13 +35,13 @@ def test_existing_and_missing_file(files, buffer):
     [bad] = opens(t, child.pid, "/missing")
     assert ok["path"] == "%s/present" % files and ok["fd"] >= 3 and ok["err"] == 0
     assert bad["path"] == "%s/missing" % files and (bad["fd"], bad["err"]) == (-1, errno.ENOENT)
-    assert ok["comm"] == bad["comm"] == "python3"
+    assert ok["comm"] == bad["comm"] == PYTHON_COMM
     assert ok["tid"] == ok["pid"] == child.pid and ok["uid"] == os.getuid()
     assert ok["flags"] & 0o3 == os.O_RDONLY and ok["call"] == "openat"
 
 
 def test_flags_and_mode(files):
-    child = held_child("""python3 -c 'import os; os.close(os.open("%s/new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640))'""" % files)
+    child = held_child(PYTHON + """ -c 'import os; os.close(os.open("%s/new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640))'""" % files)
     with Tracer("opensnoop", "-p", str(child.pid), "-f", "O_CREAT") as t:
         release(child)
     [e] = opens(t, child.pid, "/new")
@@ -67,7 +67,7 @@ def test_full_path_from_chdir_child_and_dirfd(files):
               "d = os.open('sub', os.O_RDONLY)\n"
               "try: os.open('nope', os.O_RDONLY, dir_fd=d)\nexcept OSError: pass\n"
               "os.close(os.open('f', os.O_RDONLY, dir_fd=d))") % str(files)
-    child = held_child("python3 -c %s" % _sh_quote(script))
+    child = held_child("%s -c %s" % (PYTHON, _sh_quote(script)))
     with Tracer("opensnoop", "-F", "-p", str(child.pid)) as t:
         release(child)
     sub = "%s/sub" % files
@@ -104,7 +104,7 @@ def test_text_columns(files):
     assert header.split() == ["UID", "PID", "COMM", "FD", "ERR", "FLAGS", "MODE", "PATH"]
     uid, pid, comm, fd, err, flags, mode, path = line.split()
     assert (uid, pid, comm, err, mode, path) == (
-        str(os.getuid()), str(child.pid), "python3", "0", "n/a", "%s/present" % files)
+        str(os.getuid()), str(child.pid), PYTHON_COMM, "0", "n/a", "%s/present" % files)
     assert int(flags, 8) & os.O_CLOEXEC and int(fd) >= 3
 
 
