@@ -40,12 +40,7 @@ struct start {
 	const char *const *argv;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 10240);
-	__type(key, u32);
-	__type(value, struct start);
-} starts SEC(".maps");
+SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 

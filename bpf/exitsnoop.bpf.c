@@ -23,9 +23,7 @@ struct event {
 	u64 age_ns;		/* since the process (thread, with --per-thread) started */
 };
 
-/* Keeps struct event in the object's BTF, where user space reads its layout
- * (it is otherwise only a stack variable). */
-const struct event *unused_event __attribute__((unused));
+SNOOP_EVENT(struct event);
 
 /* Is current the last thread of its process to exit? */
 static __always_inline bool group_dead(struct trace_event_raw_sched_process_exit *ctx,

@@ -45,12 +45,7 @@ struct event {
 	char tcomm[TASK_COMM_LEN];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, u32);
-	__type(value, struct start);
-} starts SEC(".maps");
+SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);	/* also puts struct event in the object's BTF */
 

@@ -22,16 +22,9 @@ struct event {
 	u64 args[3];		/* the call's arguments, in order; unused ones 0 */
 };
 
-/* Puts struct event in the object's BTF, which user space reads it from
- * (a stack-only type is left out). */
-struct event *event_type __attribute__((unused));
+SNOOP_EVENT(struct event);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, u32);
-	__type(value, struct start);
-} starts SEC(".maps");
+SNOOP_STARTS(struct start);
 
 static __always_inline int enter(struct syscall_enter *ctx, u32 call, u32 nargs)
 {

@@ -44,12 +44,7 @@ struct event {
 	char path[PATH_BUF];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, u32);
-	__type(value, struct start);
-} starts SEC(".maps");
+SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 SNOOP_SCRATCH(walk_heap, struct path_walk);

@@ -118,6 +118,20 @@ struct {
 		__type(value, value_type);			\
 	} name SEC(".maps")
 
+/* starts: what a syscall's entry saw, by thread id, for its exit to report.
+ * An LRU map, so entries of threads killed between the two cannot pile up. */
+#define SNOOP_STARTS(value_type)				\
+	struct {						\
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);		\
+		__uint(max_entries, 10240);			\
+		__type(key, u32);				\
+		__type(value, value_type);			\
+	} starts SEC(".maps")
+
+/* Keep an event type in the object's BTF, where user space reads its layout,
+ * even when it only ever lives on the stack (clang drops such types). */
+#define SNOOP_EVENT(type) type *snoop_event_type __attribute__((unused))
+
 static __always_inline void *scratch(void *map)
 {
 	u32 zero = 0;
