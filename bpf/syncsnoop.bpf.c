@@ -162,7 +162,13 @@ static __always_inline void resolve(struct event *e)
 	e->path_truncated = truncated;
 }
 
-static __always_inline int leave(struct syscall_exit *ctx)
+/*
+ * Every sync-family exit: one program, verified once, which the driver also
+ * attaches to the other calls' sys_exit tracepoints (their contexts are the
+ * same). The call is known from the entry.
+ */
+SEC("tracepoint/syscalls/sys_exit_sync")
+int sync_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct start *s = bpf_map_lookup_elem(&starts, &tid);
@@ -194,52 +200,4 @@ static __always_inline int leave(struct syscall_exit *ctx)
 out:
 	bpf_map_delete_elem(&starts, &tid);
 	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_sync")
-int sync_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_syncfs")
-int syncfs_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_fsync")
-int fsync_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_fdatasync")
-int fdatasync_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_msync")
-int msync_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sync_file_range")
-int sync_file_range_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sync_file_range2")
-int sync_file_range2_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_arm_sync_file_range")
-int arm_sync_file_range_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
 }

@@ -41,6 +41,10 @@ class Tool:
     short_time = short_timestamp = short_duration = None
     uid_help = None
     optional_programs = ()       # programs whose tracepoint some kernels lack
+    # program name -> more "category/event" tracepoints it also serves (each
+    # attached where this kernel has it). One program verified once instead
+    # of one copy per syscall: start-up time grows with programs verified.
+    also_attach = {}
     time_width, timestamp_width, timestamp_decimals = -9, -8, 3
     summary_key = summary_header = None
     exec_option = False          # offer --exec CMD: run CMD and trace only it
@@ -61,6 +65,10 @@ class Tool:
 
     def attach(self, obj, args):
         obj.attach()
+        for name, tracepoints in self.also_attach.items():
+            for tp in tracepoints:
+                if kernel.tracepoint_exists(*tp.split("/", 1)):
+                    obj.attach_tracepoint(name, tp)
 
     def columns(self, args):
         raise NotImplementedError
