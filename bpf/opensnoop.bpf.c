@@ -144,7 +144,11 @@ static __always_inline bool prefix_matches(const char *p)
 	return true;
 }
 
-static __always_inline int leave(struct syscall_exit *ctx)
+/* Every open exit: one program, also attached to sys_exit_open and
+ * sys_exit_openat2 (where they exist) by the driver, so the path walk is
+ * verified once. openat is the call every architecture has. */
+SEC("tracepoint/syscalls/sys_exit_openat")
+int open_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct start *s = bpf_map_lookup_elem(&starts, &tid);
@@ -183,22 +187,4 @@ static __always_inline int leave(struct syscall_exit *ctx)
 out:
 	bpf_map_delete_elem(&starts, &tid);
 	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_open")
-int open_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int openat_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int openat2_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
 }
