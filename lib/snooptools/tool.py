@@ -156,6 +156,9 @@ class Tool:
             obj.load()
             filters.fill(obj, args)
             self.after_load(obj, args)
+            # "since tracing started" counts from the first attach, so no
+            # event (not even the tool's own start-up) has a negative time
+            self.clock = output.Clock()
             self.attach(obj, args)
             buf = make_transport()
             try:
@@ -188,7 +191,7 @@ class Tool:
         return output.TextWriter(cols + self.columns(args), sys.stdout)
 
     def poll(self, obj, buf, args):
-        self.clock = clock = output.Clock()
+        clock = self.clock
         out = self.writer(args)
         summary = output.Summary(self.summary_key, self.summary_header) if args.summary else None
         layout = obj.layout("event")

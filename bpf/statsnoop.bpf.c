@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * statsnoop: one event per stat-family call (stat, lstat, fstat and their
+ * new* forms, newfstatat, fstatat64, statx, statfs, fstatfs and the *64
+ * forms: whichever this kernel has). Entry applies the filters and remembers
+ * the arguments by thread; one exit program, attached to every call's
+ * sys_exit tracepoint, reads the path (the kernel has copied it by then, so
+ * its page is resident) or, for the calls on a descriptor, resolves the file
+ * behind it.
+ */
+#include "fs.bpf.h"
+
+#define AT_FDCWD	-100
+#define AT_EMPTY_PATH	0x1000
+
+const volatile bool failed_only = false;	/* -x */
+
+enum stat_call {
+	CALL_STAT, CALL_LSTAT, CALL_FSTAT, CALL_NEWSTAT, CALL_NEWLSTAT, CALL_NEWFSTAT,
+	CALL_NEWFSTATAT, CALL_FSTATAT64, CALL_STATX, CALL_STATFS, CALL_FSTATFS,
+	CALL_STATFS64, CALL_FSTATFS64,
+};
+
+/* What the call names the file by. */
+enum stat_kind {
+	KIND_PATH,	/* a path, relative to the cwd */
+	KIND_FD,	/* a descriptor */
+	KIND_AT,	/* a path relative to a directory descriptor, and flags */
+};
+
+struct start {
+	const char *filename;
+	u64 flags;
+	s32 fd;
+	u16 call;
+	u16 kind;
+};
+
+struct event {
+	struct task_head task;
+	s64 ret;
+	u64 flags;
+	s32 fd;			/* KIND_FD: the descriptor; KIND_AT: the directory's */
+	u16 call;		/* enum stat_call */
+	u16 kind;		/* enum stat_kind */
+	u32 path_len;		/* bytes of path[] with its NUL; 0: none */
+	u8 from_fd;		/* path[] is the file behind fd, resolved here */
+	u8 path_truncated;
+	char path[PATH_BUF];
+};
+
+SNOOP_STARTS(struct start);
+
+SNOOP_SCRATCH(heap, struct event);
+SNOOP_SCRATCH(walk_heap, struct path_walk);
+
+static __always_inline int enter(u16 call, u16 kind, s32 fd, const char *filename, u64 flags)
+{
+	struct start s = {
+		.filename = filename, .flags = flags, .fd = fd, .call = call, .kind = kind,
+	};
+	u32 tid;
+
+	if (!should_trace())
+		return 0;
+	tid = (u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	return 0;
+}
+
+#define PATH_CALL(call, nr)							\
+SEC("tracepoint/syscalls/sys_enter_" #call)					\
+int call##_enter(struct syscall_enter *ctx)					\
+{										\
+	return enter(nr, KIND_PATH, 0, (const char *)ctx->args[0], 0);		\
+}
+
+#define FD_CALL(call, nr)							\
+SEC("tracepoint/syscalls/sys_enter_" #call)					\
+int call##_enter(struct syscall_enter *ctx)					\
+{										\
+	return enter(nr, KIND_FD, ctx->args[0], NULL, 0);			\
+}
+
+/* (dfd, filename, statbuf, flag) */
+#define AT_CALL(call, nr)							\
+SEC("tracepoint/syscalls/sys_enter_" #call)					\
+int call##_enter(struct syscall_enter *ctx)					\
+{										\
+	return enter(nr, KIND_AT, ctx->args[0], (const char *)ctx->args[1],	\
+		     ctx->args[3]);						\
+}
+
+PATH_CALL(stat, CALL_STAT)
+PATH_CALL(lstat, CALL_LSTAT)
+FD_CALL(fstat, CALL_FSTAT)
+PATH_CALL(newstat, CALL_NEWSTAT)
+PATH_CALL(newlstat, CALL_NEWLSTAT)
+FD_CALL(newfstat, CALL_NEWFSTAT)
+AT_CALL(newfstatat, CALL_NEWFSTATAT)
+AT_CALL(fstatat64, CALL_FSTATAT64)
+PATH_CALL(statfs, CALL_STATFS)
+FD_CALL(fstatfs, CALL_FSTATFS)
+PATH_CALL(statfs64, CALL_STATFS64)
+FD_CALL(fstatfs64, CALL_FSTATFS64)
+
+/* statx(dfd, filename, flags, mask, buffer) */
+SEC("tracepoint/syscalls/sys_enter_statx")
+int statx_enter(struct syscall_enter *ctx)
+{
+	return enter(CALL_STATX, KIND_AT, ctx->args[0], (const char *)ctx->args[1],
+		     ctx->args[2]);
+}
+
+/* The file behind e->fd (the cwd for AT_FDCWD), written to e->path. */
+static __always_inline void resolve(struct event *e)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct path_walk *w = scratch(&walk_heap);
+	bool truncated = false;
+	struct path p;
+	struct file *f;
+	u32 len;
+
+	if (!w)
+		return;
+	if (e->kind == KIND_AT && e->fd == AT_FDCWD) {
+		cwd_path(task, &p);
+	} else {
+		f = fd_file(task, e->fd);
+		if (!f)
+			return;
+		file_path(f, &p);
+	}
+	len = build_path(w, p.dentry, p.mnt, &truncated);
+	len = BOUND(len, PATH_BUF - 1);
+	bpf_probe_read_kernel(e->path, len + 1, w->buf);
+	e->path_len = len + 1;
+	e->from_fd = 1;
+	e->path_truncated = truncated;
+}
+
+/*
+ * Every stat-family exit. statx is the call every architecture has; the
+ * driver attaches this program to the other calls' sys_exit tracepoints.
+ */
+SEC("tracepoint/syscalls/sys_exit_statx")
+int stat_exit(struct syscall_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct event *e;
+	long n = 0;
+
+	if (!s)
+		return 0;
+	if (failed_only && ctx->ret >= 0)
+		goto out;
+	e = scratch(&heap);
+	if (!e)
+		goto out;
+	fill_task(&e->task);
+	e->ret = ctx->ret;
+	e->flags = s->flags;
+	e->fd = s->fd;
+	e->call = s->call;
+	e->kind = s->kind;
+	e->from_fd = 0;
+	e->path_truncated = 0;
+	if (s->filename)
+		n = bpf_probe_read_user_str(e->path, PATH_BUF, s->filename);
+	e->path_len = n > 0 ? n : 0;
+	/* fstat(fd), or fstatat(fd, "", AT_EMPTY_PATH): the file is the fd's */
+	if (s->kind == KIND_FD || (s->kind == KIND_AT && (s->flags & AT_EMPTY_PATH) && n <= 1)) {
+		e->path_len = 0;	/* no path if the fd has no file */
+		resolve(e);
+	}
+	emit(ctx, e, offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1);
+out:
+	bpf_map_delete_elem(&starts, &tid);
+	return 0;
+}
