@@ -26,6 +26,23 @@ def can_run_live():
     return os.geteuid() == 0 and os.path.exists("/sys/kernel/btf/vmlinux")
 
 
+def fentry_allowed():
+    """Whether this kernel loads fentry programs: dcsnoop's, loaded alone."""
+    from snooptools import libbpf, transport
+    from snooptools.bpfobject import BPFObject
+    if not hasattr(fentry_allowed, "answer"):
+        with BPFObject(str(ROOT / "build" / "bpf" / "dcsnoop.bpf.o")) as obj:
+            for prog, section, _ in obj.programs():
+                obj.set_autoload(prog, section.startswith(("fentry", "fexit")))
+            transport.choose(obj)
+            try:
+                obj.load()
+                fentry_allowed.answer = True
+            except libbpf.LibbpfError:
+                fentry_allowed.answer = False
+    return fentry_allowed.answer
+
+
 def run_tool(tool, *args, timeout=30, **kw):
     return subprocess.run([sys.executable, str(TOOLS_DIR / tool), *args], capture_output=True,
                           text=True, timeout=timeout, **kw)

@@ -158,6 +158,11 @@ class BPFObject:
             "bpf_program__attach_tracepoint", self.program(name), cat.encode(), event.encode(),
             what="attaching %s to tracepoint %s" % (name, tracepoint)))
 
+    def attach_kprobe(self, name, func, retprobe=False):
+        self._links.append(libbpf.call(
+            "bpf_program__attach_kprobe", self.program(name), retprobe, func.encode(),
+            what="attaching %s to %s" % (name, func)))
+
     def program(self, name):
         for pname, _, prog in self.programs():
             if pname == name:

@@ -84,6 +84,27 @@ def section_probe(section):
     return None
 
 
+def has_kprobes():
+    """kprobes can be attached: the kprobe PMU, or legacy kprobe_events."""
+    return (os.path.isdir("/sys/bus/event_source/devices/kprobe")
+            or os.path.exists(tracefs() + "/kprobe_events"))
+
+
+def kernel_function(name):
+    """The kallsyms name of kernel function name: itself, or a compiler's
+    clone of it (name.constprop.0, name.isra.0), or None."""
+    clone = name + "."
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                sym = line.split(None, 3)[2]
+                if sym == name or sym.startswith(clone):
+                    return sym
+    except OSError:
+        pass
+    return None
+
+
 def has_ringbuf():
     from . import libbpf
     return libbpf.load().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, None) == 1

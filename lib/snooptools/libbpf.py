@@ -118,6 +118,9 @@ def _bind():
     # struct bpf_link *bpf_program__attach_tracepoint(const struct bpf_program *prog,
     #         const char *tp_category, const char *tp_name);
     _proto("bpf_program__attach_tracepoint", Link, Program, c.c_char_p, c.c_char_p)
+    # struct bpf_link *bpf_program__attach_kprobe(const struct bpf_program *prog, bool retprobe,
+    #         const char *func_name);
+    _proto("bpf_program__attach_kprobe", Link, Program, c.c_bool, c.c_char_p)
     # struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, pid_t pid,
     #         const char *binary_path, size_t func_offset, const struct bpf_uprobe_opts *opts);
     _proto("bpf_program__attach_uprobe_opts", Link, Program, c.c_int, c.c_char_p, c.c_size_t,

@@ -22,6 +22,14 @@ POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is show
 LOST_CHECK_SECONDS = 1.0
 
 
+class Refused(Exception):
+    """This kernel cannot run a variant of the tool."""
+
+    def __init__(self, why):
+        super().__init__(why)
+        self.why = why
+
+
 class Stop(BaseException):
     """SIGTERM: leave the poll loop the way Ctrl-C does."""
 
@@ -48,6 +56,11 @@ class Tool:
     time_width, timestamp_width, timestamp_decimals = -9, -8, 3
     summary_key = summary_header = None
     exec_option = False          # offer --exec CMD: run CMD and trace only it
+    # ((variant, program names only it uses), ...), best first, for events
+    # no tracepoint carries: each is tried until the kernel accepts one
+    # (self.variant names it); the other variants' programs are not loaded.
+    variants = ()
+    no_variant_hint = ""
     ring_bytes = transport.DEFAULT_RING_BYTES
     perf_pages = transport.DEFAULT_PERF_PAGES
 
@@ -148,23 +161,59 @@ class Tool:
         if getattr(args, "exec", None):
             self.child = Child(args.exec)
             args.pid = [self.child.pid]
-        with BPFObject(object_path(self.name)) as obj:
-            self.select_programs(obj)
-            make_transport = transport.choose(obj, self.ring_bytes, self.perf_pages)
-            filters.apply(obj, args)
-            self.configure(obj, args)
-            obj.load()
-            filters.fill(obj, args)
-            self.after_load(obj, args)
-            # "since tracing started" counts from the first attach, so no
-            # event (not even the tool's own start-up) has a negative time
-            self.clock = output.Clock()
-            self.attach(obj, args)
+        obj, make_transport = self.start(args)
+        with obj:
             buf = make_transport()
             try:
                 return self.poll(obj, buf, args)
             finally:
                 buf.close()
+
+    def start(self, args):
+        """Open, configure, load and attach the object, trying each variant
+        in turn: a variant the kernel refuses (at load or attach) gives way
+        to the next. Returns (object, transport factory)."""
+        refused = []
+        variants = self.variants or ((None, ()),)
+        forced = os.environ.get("SNOOPTOOLS_VARIANT")
+        if self.variants and forced:        # tests prove each variant by name
+            variants = [v for v in variants if v[0] == forced]
+            if not variants:
+                raise SnoopError("no variant %r" % forced, "%s has %s" % (
+                    self.name, ", ".join(v for v, _ in self.variants)))
+        for variant, programs in variants:
+            obj = BPFObject(object_path(self.name))
+            try:
+                self.select_programs(obj)
+                for other, progs in self.variants:
+                    for name in progs if other != variant else ():
+                        obj.set_autoload(name, False)
+                if variant == "kprobe" and not kernel.has_kprobes():
+                    raise Refused("not built into this kernel")
+                make_transport = transport.choose(obj, self.ring_bytes, self.perf_pages)
+                filters.apply(obj, args)
+                self.configure(obj, args)
+                obj.load()
+                filters.fill(obj, args)
+                self.after_load(obj, args)
+                # "since tracing started" counts from the first attach, so no
+                # event (not even the tool's own start-up) has a negative time
+                self.clock = output.Clock()
+                self.attach(obj, args)
+            except (Refused, libbpf.LibbpfError) as e:
+                obj.close()
+                if variant is None:
+                    raise
+                why = e.why if isinstance(e, Refused) else \
+                    "refused by the kernel (%s)" % os.strerror(e.errno)
+                refused.append("%s: %s" % (variant, why))
+                continue
+            except BaseException:
+                obj.close()
+                raise
+            self.variant = variant
+            return obj, make_transport
+        raise SnoopError("cannot trace on this kernel", "; ".join(refused), self.no_variant_hint)
 
     def select_programs(self, obj):
         """Disable programs whose tracepoint this kernel lacks, if optional."""
