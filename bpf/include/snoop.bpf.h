@@ -147,9 +147,15 @@ static __always_inline void emit(void *ctx, void *data, u64 size)
 	if (use_ringbuf) {
 		u64 flags = 0;
 
-		if (wakeup_bytes)
-			flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_bytes ?
+		/* Wake the reader once, as the unread data crosses the mark, not
+		 * for every event after it: a wakeup costs the traced task more
+		 * than the event itself. The reader also polls on a timer. */
+		if (wakeup_bytes) {
+			u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+			flags = avail < wakeup_bytes && avail + size >= wakeup_bytes ?
 				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		}
 		err = bpf_ringbuf_output(&events, data, size, flags);
 	} else {
 		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, data, size);

@@ -134,11 +134,15 @@ class Layout:
     arrays as tuples, integers, enums, bools and pointers as ints.
     """
 
-    def __init__(self, names, fmt, groups, size):
+    def __init__(self, names, fmt, groups, size, tail=None, tail_off=0):
         self.names = names
         self.struct = struct.Struct(fmt)
         self.groups = groups            # {name: count} for non-char arrays
         self.size = size
+        # A struct that ends in a char array (a path, argv, data) is sent
+        # only as long as its contents: that last member is sliced from the
+        # record as it came, not unpacked from a padded copy.
+        self.tail, self.tail_off = tail, tail_off
 
     @classmethod
     def from_btf(cls, info, type_name):
@@ -165,6 +169,10 @@ class Layout:
                     groups[name] = count
             names.append(name)
         size = info.size(tid)
+        if fields and fields[-1][2] == "s":
+            tail, tail_off = fields[-1][0], fields[-1][1]
+            fmt = fmt[:fmt.rindex("%ds" % fields[-1][3])]
+            return cls(names[:-1], fmt, groups, size, tail, tail_off)
         if size > pos:
             fmt += "%dx" % (size - pos)
         return cls(names, fmt, groups, size)
@@ -194,17 +202,21 @@ class Layout:
             fields.append((name, base + off, _code(ii), 1))
 
     def unpack(self, data):
-        """A dict of one record; a short record (variable-length tail) is padded."""
-        if len(data) < self.size:
-            data = bytes(data) + bytes(self.size - len(data))
+        """A dict of one record. A record shorter than the struct is padded
+        with zeros, except its tail, which is only what was sent."""
+        if len(data) < self.struct.size:
+            data = bytes(data) + bytes(self.struct.size - len(data))
         values = self.struct.unpack_from(data)
         if not self.groups:
-            return dict(zip(self.names, values))
-        out, i = {}, 0
-        for name in self.names:
-            n = self.groups.get(name, 1)
-            out[name] = values[i] if n == 1 else values[i:i + n]
-            i += n
+            out = dict(zip(self.names, values))
+        else:
+            out, i = {}, 0
+            for name in self.names:
+                n = self.groups.get(name, 1)
+                out[name] = values[i] if n == 1 else values[i:i + n]
+                i += n
+        if self.tail:
+            out[self.tail] = bytes(data[self.tail_off:])
         return out
 
 

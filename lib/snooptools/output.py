@@ -65,8 +65,10 @@ class Column:
 
 def cell(value):
     """The text of one raw value."""
-    if isinstance(value, str):
-        return escape(value)
+    if type(value) is str:
+        return value if value.isprintable() else escape(value)
+    if type(value) is int:
+        return str(value)
     if isinstance(value, (list, tuple)):
         return " ".join(escape(v) if isinstance(v, str) else str(v) for v in value)
     if isinstance(value, bool):
@@ -98,6 +100,7 @@ class TextWriter:
         self.stream = stream
         n = len(columns)
         self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
+        self._cells = [(c.key, c.fmt or cell) for c in columns]
         self._pending = []
 
     def header(self):
@@ -106,8 +109,7 @@ class TextWriter:
 
     def write(self, rec):
         self._pending.append(self._fmt % tuple(
-            cell(rec[c.key]) if c.fmt is None else c.fmt(rec if c.key is None else rec[c.key])
-            for c in self.columns))
+            [fmt(rec if key is None else rec[key]) for key, fmt in self._cells]))
 
     def write_raw(self, text):
         """Bytes-as-text a tool mirrors verbatim (ttysnoop)."""
@@ -120,10 +122,20 @@ class TextWriter:
         self.stream.flush()
 
 
+def _is_utf8(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class JsonWriter:
     def __init__(self, stream):
         import json
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        # ensure_ascii=False: text stays as it is (only the rare line with
+        # non-ASCII is checked for undecodable bytes)
+        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         self.stream = stream
         self._pending = []
 
@@ -131,12 +143,16 @@ class JsonWriter:
         pass
 
     def write(self, rec):
-        for k, v in rec.items():
-            if isinstance(v, str):
-                rec[k] = json_safe(v)
-            elif isinstance(v, list) and v and isinstance(v[0], str):
-                rec[k] = [json_safe(x) for x in v]
-        self._pending.append(self._dumps(rec))
+        line = self._dumps(rec)
+        if not line.isascii() and not _is_utf8(line):
+            # undecodable bytes (surrogate escapes) in some string: replace
+            for k, v in rec.items():
+                if isinstance(v, str):
+                    rec[k] = json_safe(v)
+                elif isinstance(v, list) and v and isinstance(v[0], str):
+                    rec[k] = [json_safe(x) for x in v]
+            line = self._dumps(rec)
+        self._pending.append(line)
         self._pending.append("\n")
 
     write_raw = None

@@ -17,6 +17,7 @@ import time
 from . import filters, kernel, libbpf, output, transport
 from .bpfobject import BPFObject, object_path
 from .errors import SnoopError, UsageError
+from .output import kstr
 
 POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is shown
 LOST_CHECK_SECONDS = 1.0
@@ -228,7 +229,9 @@ class Tool:
 
     def writer(self, args):
         if args.json:
+            sys.stdout.reconfigure(encoding="utf-8")    # JSON text is UTF-8
             return output.JsonWriter(sys.stdout)
+        sys.stdout.reconfigure(errors="backslashreplace")   # any locale, never a crash
         cols = []
         clock = self.clock
         if args.time:
@@ -244,13 +247,19 @@ class Tool:
         out = self.writer(args)
         summary = output.Summary(self.summary_key, self.summary_header) if args.summary else None
         layout = obj.layout("event")
-        unpack, epoch, record, write = layout.unpack, clock.epoch, self.record, out.write
-        from .output import kstr
+        unpack, offset, record, write = layout.unpack, clock.offset, self.record, out.write
+        comms = {}      # a few names recur: decode each once
 
         def handle(data):
             e = unpack(data)
-            rec = record(e, {"ts": epoch(e["ts_ns"]), "pid": e["pid"], "tid": e["tid"],
-                             "uid": e["uid"], "comm": kstr(e["comm"])})
+            raw = e["comm"]
+            comm = comms.get(raw)
+            if comm is None:
+                if len(comms) > 4096:
+                    comms.clear()
+                comm = comms[raw] = kstr(raw)
+            rec = record(e, {"ts": e["ts_ns"] / 1e9 + offset, "pid": e["pid"], "tid": e["tid"],
+                             "uid": e["uid"], "comm": comm})
             if rec is not None:
                 if summary is not None:
                     summary.add(rec)

@@ -25,26 +25,29 @@ def layout(tool):
 
 def pack(lay, **fields):
     values = []
+    zeros = lay.struct.unpack_from(bytes(lay.struct.size))
     for name in lay.names:
         n = lay.groups.get(name, 1)
-        v = fields.get(name, b"" if isinstance(lay.struct.unpack_from(bytes(lay.size))[len(values)], bytes) else 0)
+        v = fields.get(name, b"" if isinstance(zeros[len(values)], bytes) else 0)
         values.extend(v if n > 1 else [v])
-    return lay.struct.pack(*values)
+    return lay.struct.pack(*values) + (fields.get(lay.tail, b"") if lay.tail else b"")
 
 
 def test_opensnoop_layout_matches_its_c_struct():
     lay = layout("opensnoop")
     assert lay.names[:5] == ["ts_ns", "pid", "tid", "uid", "comm"]    # struct task_head, flattened
-    assert {"ret", "dfd", "flags", "mode", "call", "path_len", "full_len", "buf"} <= set(lay.names)
-    fmt = lay.struct.format
-    assert fmt.startswith("=") and lay.struct.size == lay.size
+    assert {"ret", "dfd", "flags", "mode", "call", "path_len", "full_len"} <= set(lay.names)
+    assert lay.tail == "buf" and lay.struct.size == lay.tail_off < lay.size
+    assert lay.struct.format.startswith("=")
 
 
-def test_short_records_are_padded():
+def test_the_tail_is_what_was_sent_and_short_records_are_padded():
     lay = layout("opensnoop")
-    rec = pack(lay, pid=7, comm=b"cat", path_len=4, buf=b"/etc")
-    e = lay.unpack(memoryview(rec)[:lay.size - 16000])
-    assert e["pid"] == 7 and e["comm"].rstrip(b"\0") == b"cat" and e["buf"].startswith(b"/etc\0")
+    rec = pack(lay, pid=7, comm=b"cat", path_len=5, buf=b"/etc\0")
+    e = lay.unpack(memoryview(rec))
+    assert e["pid"] == 7 and e["comm"].rstrip(b"\0") == b"cat" and e["buf"] == b"/etc\0"
+    e = lay.unpack(memoryview(rec)[:20])     # cut inside the fixed part
+    assert e["pid"] == 7 and e["comm"] == bytes(16) and e["buf"] == b""
 
 
 def decode(tool, cls_name, argv, **fields):

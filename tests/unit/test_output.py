@@ -41,10 +41,13 @@ def test_json_writer_one_object_per_line():
     w = JsonWriter(out)
     w.write({"pid": 1, "path": kstr(b"a\xff"), "args": [kstr(b"\xfe")]})
     w.write({"pid": 2, "path": "b"})
+    w.write({"pid": 3, "path": kstr("café".encode())})
     w.flush()
-    lines = out.getvalue().splitlines()
-    assert [json.loads(x) for x in lines] == [
-        {"pid": 1, "path": "a\ufffd", "args": ["\ufffd"]}, {"pid": 2, "path": "b"}]
+    text = out.getvalue()
+    assert text.encode("utf-8")         # no lone surrogates: valid UTF-8 text
+    assert [json.loads(x) for x in text.splitlines()] == [
+        {"pid": 1, "path": "a\ufffd", "args": ["\ufffd"]}, {"pid": 2, "path": "b"},
+        {"pid": 3, "path": "café"}]
 
 
 def test_summary_counts_by_task_and_key():
