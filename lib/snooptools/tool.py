@@ -362,6 +362,17 @@ def _seconds(text):
     return v
 
 
+def millis(text):
+    """The argument type of --min-ms: milliseconds, 0 or more."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1
+    if not v >= 0:
+        raise argparse.ArgumentTypeError("invalid latency %r: milliseconds, 0 or more" % text)
+    return v
+
+
 def _quiet_stdout():
     """After stdout closed early, keep Python's exit-time flush quiet."""
     try:
