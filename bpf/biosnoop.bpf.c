@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * biosnoop: one event per completed block I/O request, with the process
+ * that submitted it, the disk, the operation, sector, size, the time it
+ * spent queued in the OS and its latency at the device.
+ *
+ * Every step is a raw tracepoint, keyed by the struct request pointer, whose
+ * fields are read with CO-RE. block_io_start (6.5+) runs in the submitter's
+ * context: the filters are judged there and the request is attributed to
+ * that process. Where it is absent, the request is attributed to the context
+ * that inserts it into the scheduler or, failing that, issues it.
+ * block_rq_issue notes when the device got it; block_rq_complete reports.
+ */
+#include "snoop.bpf.h"
+
+const volatile bool io_start_traced = false;	/* block_io_start attributes */
+const volatile u32 filter_dev = SNOOP_UNSET;	/* -d: kernel dev_t (MAJ << 20 | MIN) */
+const volatile bool filter_part = false;	/* -d names a partition, not a disk */
+const volatile bool pattern = false;		/* -P */
+const volatile u64 min_ns = 0;			/* --min-ms */
+
+#define MINORBITS	20
+#define REQ_OP_MASK	0xff
+
+/* enum pattern: how an I/O's start relates to the previous one on its disk */
+#define PATTERN_UNKNOWN		0
+#define PATTERN_SEQUENTIAL	1
+#define PATTERN_RANDOM		2
+
+/* Modifier bits, normalised: the kernel's __REQ_* numbers move between
+ * versions, so they are looked up by name (CO-RE enum relocations). */
+#define MOD_PREFLUSH	1
+#define MOD_FUA		2
+#define MOD_RAHEAD	4
+#define MOD_SYNC	8
+#define MOD_META	16
+
+/* enum by: the context a request is attributed to */
+#define BY_SUBMITTER	0	/* block_io_start */
+#define BY_INSERTER	1	/* block_rq_insert */
+#define BY_ISSUER	2	/* block_rq_issue */
+
+struct inflight {
+	struct task_head who;	/* who.ts_ns: when the OS took the request */
+	u64 issue_ns;		/* 0: not issued yet */
+	u64 sector;
+	u32 bytes;
+	u8 pattern;
+	u8 by;
+};
+
+struct event {
+	struct task_head task;	/* the submitter; ts_ns: completion */
+	u64 sector;
+	u64 lat_ns;		/* issue to completion */
+	u64 queue_ns;		/* OS start to issue */
+	u32 bytes;
+	u32 disk_dev;		/* the whole disk's dev_t */
+	u32 part_dev;		/* the partition's (the disk's for whole-disk I/O) */
+	u8 op;			/* REQ_OP_* */
+	u8 mods;		/* MOD_* */
+	u8 status;		/* blk_status_t */
+	u8 pattern;
+	u8 by;
+};
+
+SNOOP_EVENT(struct event);
+
+/* In-flight requests by address. LRU: a request we never see end (freed
+ * on an error path) cannot fill the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, u64);
+	__type(value, struct inflight);
+} requests SEC(".maps");
+
+/* -P: where the last I/O issued to each disk ended, by dev_t. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, u64);
+} last_sector SEC(".maps");
+
+static __always_inline u32 disk_dev(struct request *rq)
+{
+	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+
+	return (u32)BPF_CORE_READ(disk, major) << MINORBITS | BPF_CORE_READ(disk, first_minor);
+}
+
+/* The partition addressed (the disk's part0 for whole-disk I/O). rq->part
+ * is set after block_io_start, and only on queues that keep statistics: the
+ * first bio knows it. */
+static __always_inline u32 part_dev(struct request *rq)
+{
+	struct block_device *part = BPF_CORE_READ(rq, bio, bi_bdev);
+
+	if (!part)
+		part = BPF_CORE_READ(rq, part);
+	return part ? BPF_CORE_READ(part, bd_dev) : disk_dev(rq);
+}
+
+static __always_inline bool disk_wanted(struct request *rq)
+{
+	if (filter_dev == SNOOP_UNSET)
+		return true;
+	return (filter_part ? part_dev(rq) : disk_dev(rq)) == filter_dev;
+}
+
+/* Is any of the common process filters set? */
+static __always_inline bool task_filtered(void)
+{
+	return filter_pids || filter_tids || filter_uid != SNOOP_UNSET || filter_comm[0] ||
+	       filter_cgroup;
+}
+
+/* Attribute rq to current, started now; false if the filters refuse it. */
+static __always_inline bool claim(struct request *rq, struct inflight *r, u8 by)
+{
+	if (!should_trace() || !disk_wanted(rq))
+		return false;
+	fill_task(&r->who);
+	r->by = by;
+	return true;
+}
+
+SEC("raw_tp/block_io_start")
+int BPF_PROG(io_start, struct request *rq)
+{
+	u64 key = (u64)rq;
+	struct inflight r = {};
+
+	if (claim(rq, &r, BY_SUBMITTER))
+		bpf_map_update_elem(&requests, &key, &r, BPF_ANY);
+	return 0;
+}
+
+/* Kernels without block_io_start: the inserting context stands in for the
+ * submitter, and the queue time runs from here. A requeued request is
+ * inserted again and keeps its first attribution. */
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(rq_insert, struct request *rq)
+{
+	u64 key = (u64)rq;
+	struct inflight r = {};
+
+	if (!bpf_map_lookup_elem(&requests, &key) && claim(rq, &r, BY_INSERTER))
+		bpf_map_update_elem(&requests, &key, &r, BPF_ANY);
+	return 0;
+}
+
+/* 'rq' was merged into another request and goes away without completing. */
+SEC("raw_tp/block_rq_merge")
+int BPF_PROG(rq_merge, struct request *rq)
+{
+	u64 key = (u64)rq;
+
+	bpf_map_delete_elem(&requests, &key);
+	return 0;
+}
+
+static __always_inline u8 classify(struct request *rq, u64 sector, u32 bytes)
+{
+	u32 dev = disk_dev(rq);
+	u64 end = sector + (bytes >> 9);
+	u64 *last = bpf_map_lookup_elem(&last_sector, &dev);
+	u8 p = PATTERN_UNKNOWN;
+
+	if (last) {
+		p = *last == sector ? PATTERN_SEQUENTIAL : PATTERN_RANDOM;
+		*last = end;
+	} else {
+		bpf_map_update_elem(&last_sector, &dev, &end, BPF_ANY);
+	}
+	return p;
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(rq_issue, struct request *rq)
+{
+	u64 key = (u64)rq, now = bpf_ktime_get_ns();
+	u64 sector = BPF_CORE_READ(rq, __sector);
+	u32 bytes = BPF_CORE_READ(rq, __data_len);
+	u8 p = PATTERN_UNKNOWN;
+	struct inflight *r, fresh = {};
+
+	/* every I/O to the disk moves its position, traced or not */
+	if (sector == (u64)-1)
+		sector = 0;		/* a flush has none; shown as 0, as tracepoints do */
+	else if (pattern && bytes)
+		p = classify(rq, sector, bytes);
+	r = bpf_map_lookup_elem(&requests, &key);
+	if (!r) {
+		/*
+		 * Not seen starting: a flush the block layer made itself, one
+		 * started before tracing or (without block_io_start) issued
+		 * without an insert. The issuing context stands in, unless
+		 * block_io_start ran and a process filter may have refused it
+		 * there: the issuer is then often another process.
+		 */
+		if (io_start_traced && task_filtered())
+			return 0;
+		if (!claim(rq, &fresh, BY_ISSUER))
+			return 0;
+		fresh.who.ts_ns = now;	/* queue time unknown: 0 */
+		r = &fresh;
+	}
+	r->issue_ns = now;
+	r->sector = sector;
+	r->bytes = bytes;
+	r->pattern = p;
+	if (r == &fresh)
+		bpf_map_update_elem(&requests, &key, r, BPF_ANY);
+	return 0;
+}
+
+static __always_inline u8 modifiers(u32 opf)
+{
+	u8 m = 0;
+
+	if (opf & 1U << bpf_core_enum_value(enum req_flag_bits, __REQ_PREFLUSH))
+		m |= MOD_PREFLUSH;
+	if (opf & 1U << bpf_core_enum_value(enum req_flag_bits, __REQ_FUA))
+		m |= MOD_FUA;
+	if (opf & 1U << bpf_core_enum_value(enum req_flag_bits, __REQ_RAHEAD))
+		m |= MOD_RAHEAD;
+	if (opf & 1U << bpf_core_enum_value(enum req_flag_bits, __REQ_SYNC))
+		m |= MOD_SYNC;
+	if (opf & 1U << bpf_core_enum_value(enum req_flag_bits, __REQ_META))
+		m |= MOD_META;
+	return m;
+}
+
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+{
+	u64 key = (u64)rq, now = bpf_ktime_get_ns();
+	struct inflight *r = bpf_map_lookup_elem(&requests, &key);
+	struct event e = {};
+	u32 opf;
+
+	if (!r)
+		return 0;
+	/* A partial completion: the request goes on. */
+	if (nr_bytes < BPF_CORE_READ(rq, __data_len))
+		return 0;
+	/* Ended without being issued: its data went in another request (the
+	 * block layer's own flush does the work of an empty flush). */
+	if (!r->issue_ns || now - r->issue_ns < min_ns)
+		goto out;
+	e.task = r->who;
+	e.task.ts_ns = now;
+	e.sector = r->sector;
+	e.bytes = r->bytes;
+	e.lat_ns = now - r->issue_ns;
+	e.queue_ns = r->issue_ns - r->who.ts_ns;
+	e.pattern = r->pattern;
+	e.by = r->by;
+	e.disk_dev = disk_dev(rq);
+	e.part_dev = part_dev(rq);
+	opf = BPF_CORE_READ(rq, cmd_flags);
+	e.op = opf & REQ_OP_MASK;
+	e.mods = modifiers(opf);
+	e.status = error;
+	emit(ctx, &e, sizeof(e));
+out:
+	bpf_map_delete_elem(&requests, &key);
+	return 0;
+}

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sofdsnoop: one event per message that passes file descriptors over a Unix
+ * socket (SCM_RIGHTS), sent by sendmsg()/sendmmsg() or received by
+ * recvmsg()/recvmmsg(). Entry applies the filters, keeps only calls on Unix
+ * sockets, and remembers the socket and the user message header(s) by
+ * thread. Exit reads the control messages from user memory: for a send, the
+ * buffer the kernel has just copied (the fds are the sender's); for a
+ * receive, the buffer the kernel has just filled with the fds it installed
+ * in the receiver. Each fd is resolved to its file there, in the calling
+ * task's own table.
+ */
+#include "sock.bpf.h"
+
+#define MAX_FDS		16	/* fds collected per message; more: FD_TRUNCATED */
+#define MAX_CMSGS	8	/* control messages walked per message */
+#define MAX_MSGS	8	/* messages of one sendmmsg()/recvmmsg() */
+#define NAMES_BUF	8192	/* bytes of names per event, a power of two */
+
+#define AF_UNIX		1
+#define SOL_SOCKET	1
+#define SCM_RIGHTS	1
+#define MSG_CTRUNC	8
+#define CMSG_ALIGN(len)	(((len) + sizeof(long) - 1) & ~(sizeof(long) - 1))
+
+enum fd_call { CALL_SENDMSG, CALL_RECVMSG, CALL_SENDMMSG, CALL_RECVMMSG };
+
+enum fd_flag {
+	FD_TRUNCATED = 1,	/* more fds or control messages than collected */
+	FD_CTRUNC = 2,		/* receive: MSG_CTRUNC, the kernel dropped some */
+};
+
+struct start {
+	u64 msg;		/* struct user_msghdr * or struct mmsghdr * */
+	u64 sock_ino;
+	s32 sock_fd;
+	u32 vlen;		/* messages at msg: 1, or the mmsg vector's length */
+	u32 call;		/* enum fd_call */
+};
+
+/*
+ * Each passed fd is named in names[] by a path, or for a file on no mount
+ * (socket, pipe, anon inode, memfd) by its bare dentry name, which user space
+ * dresses with the inode and filesystem as readlink(2) of /proc/PID/fd shows
+ * it. Parallel arrays, indexed like fds[].
+ */
+struct event {
+	struct task_head task;	/* ts_ns is the time of exit */
+	s64 ret;
+	u64 sock_ino;		/* inode of the socket */
+	s32 sock_fd;
+	u32 call;		/* enum fd_call */
+	u32 index;		/* the message's place in an mmsg vector */
+	u32 nfds;		/* fds collected in fds[] */
+	u32 flags;		/* enum fd_flag */
+	u16 detached;		/* bit i: fd i is on no mount, its name is bare */
+	u16 path_truncated;	/* bit i: fd i's path lacks leading components */
+	s32 fds[MAX_FDS];
+	u64 ino[MAX_FDS];
+	u32 magic[MAX_FDS];	/* the file's superblock s_magic */
+	u16 name_len[MAX_FDS];	/* bytes of its name in names[], with the NUL; 0: none */
+	/* bytes used in names[]; kept in map memory, not on the stack, so that
+	 * the verifier sees an unknown value in each round of name_fd() and
+	 * checks that costly callback once, not once per possible length */
+	volatile u32 names_len;
+	char names[NAMES_BUF + PATH_BUF];
+};
+
+SNOOP_STARTS(struct start);
+
+SNOOP_SCRATCH(heap, struct event);
+SNOOP_SCRATCH(walk_heap, struct path_walk);
+
+static __always_inline int enter(u32 call, s32 sock_fd, u64 msg, u32 vlen)
+{
+	struct start s = { .msg = msg, .sock_fd = sock_fd, .vlen = vlen, .call = call };
+	struct file *f;
+	struct socket *sock;
+	struct user_msghdr h;
+	u32 tid;
+
+	if (!should_trace())
+		return 0;
+	/* A send with no control buffer cannot pass fds: most sendmsg() calls.
+	 * (If the header cannot be read yet, exit will know.) A receive without
+	 * one is kept: fds sent to it are dropped, which it reports. */
+	if (call == CALL_SENDMSG && !bpf_probe_read_user(&h, sizeof(h), (void *)msg) &&
+	    h.msg_controllen < sizeof(struct cmsghdr))
+		return 0;
+	f = fd_file((void *)bpf_get_current_task(), sock_fd);
+	sock = file_socket(f);
+	if (!sock || sock_family(BPF_CORE_READ(sock, sk)) != AF_UNIX)
+		return 0;
+	s.sock_ino = BPF_CORE_READ(f, f_inode, i_ino);
+	tid = (u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	return 0;
+}
+
+/* sendmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int sendmsg_enter(struct syscall_enter *ctx)
+{
+	return enter(CALL_SENDMSG, ctx->args[0], ctx->args[1], 1);
+}
+
+/* recvmsg(fd, msg, flags) */
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int recvmsg_enter(struct syscall_enter *ctx)
+{
+	return enter(CALL_RECVMSG, ctx->args[0], ctx->args[1], 1);
+}
+
+/* sendmmsg(fd, mmsg, vlen, flags) */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int sendmmsg_enter(struct syscall_enter *ctx)
+{
+	return enter(CALL_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+/* recvmmsg(fd, mmsg, vlen, flags, timeout) */
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int recvmmsg_enter(struct syscall_enter *ctx)
+{
+	return enter(CALL_RECVMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+/*
+ * bpf_loop() callback: name the file behind fd number i of the event, in the
+ * calling task's table, appending the name to e->names. A callback is
+ * verified once, however many fds a message has: build_path() is costly.
+ */
+static long name_fd(u64 i, void *unused)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct event *e = scratch(&heap);
+	struct path_walk *w = scratch(&walk_heap);
+	bool truncated = false;
+	struct file *f;
+	struct path p;
+	u32 at;
+	long n;
+
+	if (!e || !w || e->names_len >= NAMES_BUF)
+		return 1;
+	i = BOUND(i, MAX_FDS - 1);
+	f = fd_file(task, e->fds[i]);
+	if (!f)
+		return 0;
+	file_path(f, &p);
+	if (p.dentry == BPF_CORE_READ(p.dentry, d_parent) &&
+	    p.dentry != BPF_CORE_READ(p.mnt, mnt_root)) {
+		at = BOUND(e->names_len, NAMES_BUF - 1);
+		n = bpf_probe_read_kernel_str(&e->names[at], NAME_LEN,
+					      BPF_CORE_READ(p.dentry, d_name.name));
+		if (n < 1)
+			return 0;
+		e->detached |= 1 << i;
+	} else {
+		n = build_path(w, p.dentry, p.mnt, &truncated);
+		n = BOUND(n, PATH_BUF - 1);
+		at = BOUND(e->names_len, NAMES_BUF - 1);
+		bpf_probe_read_kernel(&e->names[at], n + 1, w->buf);
+		n++;
+		/* no branch on truncated: clang would thread it back into
+		 * build_path's loops and triple what the verifier walks */
+		e->path_truncated |= (u16)truncated << i;
+	}
+	e->ino[i] = BPF_CORE_READ(f, f_inode, i_ino);
+	e->magic[i] = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+	e->name_len[i] = n;
+	e->names_len = at + n;
+	return 0;
+}
+
+/* Collect the SCM_RIGHTS fds of the control buffer [control, control + len)
+ * in user memory into e. */
+static __always_inline void collect_fds(struct event *e, u64 control, u64 len)
+{
+	u64 off = 0;
+	int c;
+
+	for (c = 0; c < MAX_CMSGS; c++) {
+		struct cmsghdr h;
+		u32 k, j;
+
+		if (off + sizeof(h) > len || bpf_probe_read_user(&h, sizeof(h), (void *)(control + off)))
+			return;
+		if (h.cmsg_len < sizeof(h) || h.cmsg_len > len - off)
+			return;
+		if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+			k = (h.cmsg_len - sizeof(h)) / sizeof(int);
+			for (j = 0; j < MAX_FDS && j < k; j++) {
+				if (e->nfds >= MAX_FDS)
+					break;
+				bpf_probe_read_user(&e->fds[BOUND(e->nfds, MAX_FDS - 1)], sizeof(int),
+						    (void *)(control + off + sizeof(h) + j * sizeof(int)));
+				e->nfds++;
+			}
+			if (j < k)
+				e->flags |= FD_TRUNCATED;
+		}
+		off += CMSG_ALIGN(h.cmsg_len);
+	}
+	if (off + sizeof(struct cmsghdr) <= len)
+		e->flags |= FD_TRUNCATED;
+}
+
+static __always_inline bool is_recv(u32 call)
+{
+	return call == CALL_RECVMSG || call == CALL_RECVMMSG;
+}
+
+static __always_inline bool is_mmsg(u32 call)
+{
+	return call == CALL_SENDMMSG || call == CALL_RECVMMSG;
+}
+
+/* What the exit hands to one_msg() for each message of the call. */
+struct msgs {
+	void *ctx;
+	struct start s;
+	s64 ret;
+};
+
+/* bpf_loop() callback: the event of message i of the call, if it passed fds. */
+static long one_msg(u64 i, struct msgs *m)
+{
+	u64 stride = is_mmsg(m->s.call) ? sizeof(struct mmsghdr) : sizeof(struct user_msghdr);
+	struct event *e = scratch(&heap);
+	struct user_msghdr h;
+	u32 len;
+
+	if (!e || bpf_probe_read_user(&h, sizeof(h), (void *)(m->s.msg + i * stride)))
+		return 1;
+	e->nfds = 0;
+	e->flags = 0;
+	if (is_recv(m->s.call) && (h.msg_flags & MSG_CTRUNC))
+		e->flags |= FD_CTRUNC;
+	collect_fds(e, (u64)h.msg_control, h.msg_controllen);
+	/* a receive whose fds were all dropped still says so */
+	if (!e->nfds && !(e->flags & FD_CTRUNC))
+		return 0;
+	fill_task(&e->task);
+	e->ret = m->ret;
+	e->sock_fd = m->s.sock_fd;
+	e->sock_ino = m->s.sock_ino;
+	e->call = m->s.call;
+	e->index = i;
+	e->detached = 0;
+	e->path_truncated = 0;
+	__builtin_memset(e->name_len, 0, sizeof(e->name_len));
+	__builtin_memset(e->ino, 0, sizeof(e->ino));
+	__builtin_memset(e->magic, 0, sizeof(e->magic));
+	e->names_len = 0;
+	bpf_loop(e->nfds, name_fd, NULL, 0);
+	len = e->names_len;
+	if (len > sizeof(e->names))
+		len = sizeof(e->names);
+	emit(m->ctx, e, offsetof(struct event, names) + len);
+	return 0;
+}
+
+/*
+ * Every exit: one program, verified once, which the driver also attaches to
+ * the other three calls' sys_exit tracepoints (their contexts are the same).
+ * A failed send is reported with its error (its fds did not pass); a failed
+ * receive received nothing, and its buffer holds stale data: skipped. Of an
+ * mmsg call, only the messages it reports done are read.
+ */
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int msg_exit(struct syscall_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct msgs m = { .ctx = ctx, .ret = ctx->ret };
+	u32 n = 1;
+
+	if (!s)
+		return 0;
+	m.s = *s;
+	bpf_map_delete_elem(&starts, &tid);
+	if (m.ret < 0 && is_recv(m.s.call))
+		return 0;
+	if (is_mmsg(m.s.call)) {
+		if (!m.ret)
+			return 0;
+		/* a failed sendmmsg() failed on its first message */
+		if (m.ret > 0)
+			n = m.ret < m.s.vlen ? m.ret : m.s.vlen;
+	}
+	bpf_loop(n < MAX_MSGS ? n : MAX_MSGS, one_msg, &m, 0);
+	return 0;
+}
