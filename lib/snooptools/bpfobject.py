@@ -142,10 +142,11 @@ class BPFObject:
             raise
         self.loaded = True
 
-    def attach(self, skip=()):
-        """Attach every loaded program whose section libbpf can attach itself."""
+    def attach(self):
+        """Attach every loaded program whose section libbpf can attach itself
+        (a uprobe section without a target is the driver's to attach)."""
         for name, section, prog in self.programs():
-            if name in skip or not self._lib.bpf_program__autoload(prog):
+            if section in ("uprobe", "uretprobe") or not self._lib.bpf_program__autoload(prog):
                 continue
             self._links.append(libbpf.call(
                 "bpf_program__attach", prog, what="attaching %s (%s)" % (name, section)))

@@ -95,9 +95,13 @@ class Clock:
 
 
 class TextWriter:
-    def __init__(self, columns, stream):
+    """Rows of columns. rows(rec), when given, turns one record into the
+    records of its lines (sofdsnoop: one line per passed fd)."""
+
+    def __init__(self, columns, stream, rows=None):
         self.columns = columns
         self.stream = stream
+        self._rows = rows
         n = len(columns)
         self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
         self._cells = [(c.key, c.fmt or cell) for c in columns]
@@ -108,8 +112,9 @@ class TextWriter:
         self.stream.flush()
 
     def write(self, rec):
-        self._pending.append(self._fmt % tuple(
-            [fmt(rec if key is None else rec[key]) for key, fmt in self._cells]))
+        for r in self._rows(rec) if self._rows else (rec,):
+            self._pending.append(self._fmt % tuple(
+                [fmt(r if key is None else r[key]) for key, fmt in self._cells]))
 
     def write_raw(self, text):
         """Bytes-as-text a tool mirrors verbatim (ttysnoop)."""
@@ -149,8 +154,8 @@ class JsonWriter:
             for k, v in rec.items():
                 if isinstance(v, str):
                     rec[k] = json_safe(v)
-                elif isinstance(v, list) and v and isinstance(v[0], str):
-                    rec[k] = [json_safe(x) for x in v]
+                elif isinstance(v, (list, tuple)):
+                    rec[k] = [json_safe(x) if isinstance(x, str) else x for x in v]
             line = self._dumps(rec)
         self._pending.append(line)
         self._pending.append("\n")

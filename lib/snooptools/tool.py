@@ -87,6 +87,10 @@ class Tool:
     def columns(self, args):
         raise NotImplementedError
 
+    text_rows = None
+    # text_rows(rec): the records of rec's text lines, when one event is
+    # several lines in text mode (and one object in JSON)
+
     def record(self, e, rec):
         """Add the tool's keys to rec (which has ts, pid, tid, uid, comm) from
         the decoded event e; return rec, or None to drop the event."""
@@ -240,7 +244,7 @@ class Tool:
             start, fmt = clock.start, "%%.%df" % self.timestamp_decimals
             cols.append(output.Column("TIME(s)", "ts", self.timestamp_width,
                                       lambda ts: fmt % (ts - start)))
-        return output.TextWriter(cols + self.columns(args), sys.stdout)
+        return output.TextWriter(cols + self.columns(args), sys.stdout, self.text_rows)
 
     def poll(self, obj, buf, args):
         clock = self.clock
