@@ -121,13 +121,6 @@ int arm_sync_file_range_enter(struct syscall_enter *ctx)
 		     ctx->args[1]);
 }
 
-/* bpf_find_vma() callback: the file mapped by the vma, if any. */
-static long vma_file(struct task_struct *task, struct vm_area_struct *vma, struct file **f)
-{
-	*f = BPF_CORE_READ(vma, vm_file);
-	return 0;
-}
-
 /* The file the call was about, written to e->path. */
 static __always_inline void resolve(struct event *e)
 {
@@ -138,9 +131,12 @@ static __always_inline void resolve(struct event *e)
 	struct path p;
 	u32 len;
 
-	if (e->call == CALL_MSYNC)
-		bpf_find_vma(bpf_get_current_task_btf(), e->addr, vma_file, &f, 0);
-	else if (e->fd != NO_FD)
+	if (e->call == CALL_MSYNC) {
+		struct vma_info v = {};
+
+		find_vma_info(e->addr, &v);
+		f = v.file;
+	} else if (e->fd != NO_FD)
 		f = fd_file(task, e->fd);
 	w = scratch(&walk_heap);
 	if (!f || !w)

@@ -39,21 +39,6 @@ SNOOP_STARTS(struct start);
 SNOOP_SCRATCH(heap, struct event);
 SNOOP_SCRATCH(walk_heap, struct path_walk);
 
-struct vma_info {
-	struct file *file;
-	u64 start;
-	u64 pgoff;
-};
-
-/* bpf_find_vma() callback: the file mapped by the vma and where. */
-static long vma_file(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
-{
-	v->file = BPF_CORE_READ(vma, vm_file);
-	v->start = BPF_CORE_READ(vma, vm_start);
-	v->pgoff = BPF_CORE_READ(vma, vm_pgoff);
-	return 0;
-}
-
 /* Send an event for the start routine func (0: unknown), placed in its file. */
 static __always_inline void report(void *ctx, u64 func, u32 new_tid)
 {
@@ -74,7 +59,7 @@ static __always_inline void report(void *ctx, u64 func, u32 new_tid)
 	e->file_off = e->ino = e->dev = 0;
 	e->path_len = e->path_truncated = 0;
 	if (func)
-		bpf_find_vma(bpf_get_current_task_btf(), func, vma_file, &v, 0);
+		find_vma_info(func, &v);
 	file = v.file;
 	if (file) {
 		inode = BPF_CORE_READ(file, f_inode);

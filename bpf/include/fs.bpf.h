@@ -26,6 +26,27 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 	return f;
 }
 
+/* Where an address of the current task is mapped: its file (NULL for
+ * anonymous memory), the mapping's start and its page offset in the file. */
+struct vma_info {
+	struct file *file;
+	u64 start;
+	u64 pgoff;
+};
+
+static long vma_info_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
+{
+	v->file = BPF_CORE_READ(vma, vm_file);
+	v->start = BPF_CORE_READ(vma, vm_start);
+	v->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	return 0;
+}
+
+/* Fill *v for addr; it stays zeroed when nothing is mapped there (or the
+ * task's mmap lock is busy). */
+#define find_vma_info(addr, v) \
+	bpf_find_vma(bpf_get_current_task_btf(), (addr), vma_info_of, (v), 0)
+
 struct path_walk {
 	/* Loaded back from map memory these are unknown values to the verifier,
 	 * which lets the states of different loop iterations merge. */
