@@ -7,7 +7,6 @@ sits beside its wrapper with the C declaration as a comment, and a failing
 call raises LibbpfError carrying the function name and errno.
 """
 import ctypes
-import ctypes.util
 import os
 
 from .errors import LibbpfError, SnoopError  # noqa: F401 (LibbpfError re-exported)

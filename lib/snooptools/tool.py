@@ -120,6 +120,9 @@ class Tool:
                        help="print a table of event counts at exit")
         g.add_argument(*_flags(self.short_duration, "--duration"), type=_seconds,
                        metavar="SECONDS", help="stop after this many seconds")
+        g.add_argument("--buffer-mb", type=_buffer_mb, metavar="MB",
+                       help="size of the kernel-to-user event buffer, in MiB (default %d): "
+                            "bigger rides out longer bursts" % (self.ring_bytes >> 20))
         g.add_argument("--quiet", action="store_true", help="no status lines on stderr")
         g.add_argument("--verbose", action="store_true", help="show libbpf's log on stderr")
         return p
@@ -162,6 +165,11 @@ class Tool:
         kernel.tracefs()
         libbpf.load()
         libbpf.set_verbose(args.verbose)
+        if args.buffer_mb:
+            self.ring_bytes = args.buffer_mb << 20
+            # the perf buffer (old kernels) is per CPU: split the same memory
+            pages = max(1, (self.ring_bytes >> 12) // kernel.online_cpus())
+            self.perf_pages = 1 << (pages.bit_length() - 1)     # a power of two
         self.child = None
         if getattr(args, "exec", None):
             self.child = Child(args.exec)
@@ -375,6 +383,13 @@ def millis(text):
     if not v >= 0:
         raise argparse.ArgumentTypeError("invalid latency %r: milliseconds, 0 or more" % text)
     return v
+
+
+def _buffer_mb(text):
+    if not text.isdigit() or not 1 <= int(text) <= 1024 or int(text) & (int(text) - 1):
+        raise argparse.ArgumentTypeError("invalid size %r: a power of two from 1 to 1024 MiB"
+                                         % text)
+    return int(text)
 
 
 def _quiet_stdout():
