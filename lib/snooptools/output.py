@@ -135,12 +135,27 @@ def _is_utf8(text):
     return True
 
 
+def _json_encoder():
+    """obj -> compact JSON text. Non-ASCII text stays as it is (only the rare
+    line with some is checked for undecodable bytes). CPython's C encoder is
+    made once and called directly: json.dumps() builds one per call, which
+    costs as much as encoding an event."""
+    import json
+    from json import encoder
+    if encoder.c_make_encoder is None:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def default(o):
+        raise TypeError("%r is not JSON serializable" % (o,))
+
+    c = encoder.c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",",
+                               False, False, True)
+    return lambda obj: "".join(c(obj, 0))
+
+
 class JsonWriter:
     def __init__(self, stream):
-        import json
-        # ensure_ascii=False: text stays as it is (only the rare line with
-        # non-ASCII is checked for undecodable bytes)
-        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        self._dumps = _json_encoder()
         self.stream = stream
         self._pending = []
 
