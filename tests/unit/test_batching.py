@@ -1,0 +1,107 @@
+"""The poll loop batches without delaying: it sleeps at most POLL_SECONDS,
+drains everything the buffer holds, writes each batch in one write and
+flushes it, and reports lost events as they grow, exactly once each."""
+import argparse
+import io
+import sys
+
+from snooptools import Column, Tool
+from snooptools import output
+from snooptools.tool import POLL_SECONDS
+
+
+class Stream(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.writes = self.flushes = 0
+
+    def write(self, text):
+        self.writes += 1
+        return super().write(text)
+
+    def flush(self):
+        self.flushes += 1
+
+    def reconfigure(self, **kw):
+        pass
+
+
+class Buffer:
+    """Batches of (pid, lost so far) given out one per wait(), then Ctrl-C."""
+
+    def __init__(self, batches):
+        self.batches, self.timeouts, self.lost_now = list(batches), [], 0
+        self.stopped = False
+
+    def wait(self, timeout):
+        self.timeouts.append(timeout)
+        if not self.batches and not self.stopped:
+            self.stopped = True
+            raise KeyboardInterrupt
+
+    def drain(self, handle):
+        if not self.batches:
+            return 0
+        pids, self.lost_now = self.batches.pop(0)
+        for pid in pids:
+            handle(pid)
+        return len(pids)
+
+    def lost(self):
+        return self.lost_now
+
+
+class Layout:
+    @staticmethod
+    def unpack(pid):
+        return {"ts_ns": 0, "pid": pid, "tid": pid, "uid": 0, "comm": b"x\0"}
+
+
+class Obj:
+    @staticmethod
+    def layout(name):
+        return Layout
+
+
+class Probe(Tool):
+    name = "probe"
+
+    def columns(self, args):
+        return [Column("PID", "pid", 5)]
+
+
+def poll(batches, json_mode=False, monkeypatch=None):
+    out, err = Stream(), Stream()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr("snooptools.tool.LOST_CHECK_SECONDS", 0)   # check every round
+    tool = Probe()
+    tool.child = None
+    tool.clock = output.Clock()
+    args = argparse.Namespace(json=json_mode, time=False, timestamp=False, summary=False,
+                              duration=None, quiet=True)
+    buf = Buffer(batches)
+    assert tool.poll(Obj, buf, args) == 0
+    return out, err, buf
+
+
+def test_each_batch_is_one_write_and_flushed(monkeypatch):
+    out, err, buf = poll([(range(1, 1001), 0), ([], 0), (range(1001, 1003), 0)],
+                         monkeypatch=monkeypatch)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["PID"] and [int(x) for x in lines[1:]] == list(range(1, 1003))
+    # the header, then one write per non-empty batch, however many events
+    assert out.writes == 3
+    assert out.flushes >= 4             # the header and every round, empty or not
+    assert all(0 < t <= POLL_SECONDS for t in buf.timeouts[:-1])
+    assert err.getvalue() == ""
+
+
+def test_lost_events_reported_as_they_grow_once_each(monkeypatch):
+    out, err, _ = poll([([1], 0), ([2], 5), ([3], 5), ([4], 12)], monkeypatch=monkeypatch)
+    assert err.getvalue() == "5 events lost\n7 events lost\n"
+
+
+def test_json_batches_too(monkeypatch):
+    out, err, _ = poll([(range(1, 501), 0)], json_mode=True, monkeypatch=monkeypatch)
+    assert out.writes == 1 and out.getvalue().count("\n") == 500
