@@ -34,7 +34,8 @@ struct vma_info {
 	u64 pgoff;
 };
 
-static long vma_info_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
+static __attribute__((unused)) long
+vma_info_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
 {
 	v->file = BPF_CORE_READ(vma, vm_file);
 	v->start = BPF_CORE_READ(vma, vm_start);

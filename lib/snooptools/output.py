@@ -116,10 +116,6 @@ class TextWriter:
             self._pending.append(self._fmt % tuple(
                 [fmt(r if key is None else r[key]) for key, fmt in self._cells]))
 
-    def write_raw(self, text):
-        """Bytes-as-text a tool mirrors verbatim (ttysnoop)."""
-        self._pending.append(text)
-
     def flush(self):
         if self._pending:
             data, self._pending = "".join(self._pending), []
@@ -174,8 +170,6 @@ class JsonWriter:
             line = self._dumps(rec)
         self._pending.append(line)
         self._pending.append("\n")
-
-    write_raw = None
 
     def flush(self):
         if self._pending:
