@@ -87,6 +87,15 @@ class Tool:
     def columns(self, args):
         raise NotImplementedError
 
+    def deferred(self, args):
+        """True when nothing is shown per event, only at finish(): no header
+        at the start."""
+        return False
+
+    def finish(self, args, out):
+        """After the last event: write what the tool kept back (a table of
+        counts) through out, the writer of its columns."""
+
     text_rows = None
     # text_rows(rec): the records of rec's text lines, when one event is
     # several lines in text mode (and one object in JSON)
@@ -279,7 +288,8 @@ class Tool:
 
         self.out = out
         self.status(args, self.tracing)
-        out.header()
+        if not self.deferred(args):
+            out.header()
         child = self.child
         if child:
             child.release()
@@ -308,6 +318,7 @@ class Tool:
         buf.drain(handle)
         out.flush()
         lost_seen = self._report_lost(buf, lost_seen)
+        self.finish(args, out)
         if summary is not None:
             stream = sys.stderr if args.json else sys.stdout
             stream.write(summary.render(lost_seen))
