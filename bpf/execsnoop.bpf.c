@@ -170,8 +170,12 @@ static __always_inline int leave(struct syscall_exit *ctx)
 		}
 		n = bpf_probe_read_user_str(&e->args[FNAME_LEN + BOUND(off, ARGS_LEN - 1)],
 					    ARG_LEN, arg);
-		if (n <= 0)
+		if (n < 0)
 			break;
+		if (n == 0) {	/* "": some kernels return 0, not 1 */
+			e->args[FNAME_LEN + BOUND(off, ARGS_LEN - 1)] = 0;
+			n = 1;
+		}
 		off += n;
 	}
 	/* move argv next to the filename, as the success path lays it out */

@@ -191,6 +191,11 @@ static __always_inline u32 read_strings(struct event *e, struct start *s)
 			n = bpf_probe_read_user_str(dst, STR_MAX, p);
 			if (n == STR_MAX)
 				e->flags |= TRUNCATED << i;
+			/* some kernels return 0, not 1, for "" */
+			if (n == 0) {
+				*dst = 0;
+				n = 1;
+			}
 		} else if (s->blobs & ARG(i)) {
 			u64 size = s->args[4];
 

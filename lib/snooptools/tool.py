@@ -204,6 +204,7 @@ class Tool:
                 raise SnoopError("no variant %r" % forced, "%s has %s" % (
                     self.name, ", ".join(v for v, _ in self.variants)))
         for variant, programs in variants:
+            self.variant = variant          # configure() and attach() may ask
             obj = BPFObject(object_path(self.name))
             try:
                 self.select_programs(obj)
@@ -233,7 +234,6 @@ class Tool:
             except BaseException:
                 obj.close()
                 raise
-            self.variant = variant
             return obj, make_transport
         raise SnoopError("cannot trace on this kernel", "; ".join(refused), self.no_variant_hint)
 
