@@ -65,6 +65,10 @@ test-unit: all ## only the unprivileged tests
 test-live: all ## only the live (root) tests
 	$(PYTHON) -m pytest -m live $(PYTEST_ARGS)
 
+.PHONY: test-vm
+test-vm: all ## the live tests in a VM on Debian 12's 6.1 kernel (TESTS= pytest args)
+	./scripts/test-vm $(TESTS)
+
 bench: bpf ## measure start-up, memory, overhead and lossless rate
 	$(PYTHON) scripts/bench
 
@@ -84,5 +88,5 @@ clean: ## remove build output
 	rm -rf $(OUT)
 
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 	@echo "  V=1 shows commands; PREFIX, DESTDIR, TOOLSDIR and MANDIR steer install."
