@@ -148,6 +148,9 @@ class Tool:
                 parser.error("--exec and --pid cannot be used together")
         tool.validate(args, parser)
         signal.signal(signal.SIGTERM, _on_sigterm)
+        # started with & by a non-interactive shell, SIGINT comes ignored:
+        # `kill -INT` must still end tracing the way Ctrl-C does
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             status = tool.run(args)
         except UsageError as e:

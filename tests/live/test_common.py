@@ -156,6 +156,17 @@ def test_signals_end_cleanly(sig):
     assert "Traceback" not in t.stderr
 
 
+def test_sigint_ends_it_even_when_started_ignoring_sigint():
+    # what `tool &` in a shell script gets: SIGINT ignored from the start
+    p = subprocess.Popen([sys.executable, str(TOOLS_DIR / "execsnoop"), "--pid", "1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert p.stderr.readline().startswith("Tracing")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 0
+    assert "Traceback" not in p.stderr.read()
+
+
 def test_closed_pipe_ends_cleanly():
     tool = subprocess.Popen([sys.executable, str(TOOLS_DIR / "execsnoop")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
