@@ -13,6 +13,19 @@ BPF_MAP_TYPE_RINGBUF = 27
 BPF_PROG_TYPE_KPROBE = 2
 
 
+MINORBITS = 20      # the kernel's own dev_t: major << 20 | minor (not stat()'s)
+
+
+def kernel_dev(major, minor):
+    """A device number as the kernel holds it (inode i_rdev, sb s_dev)."""
+    return major << MINORBITS | minor
+
+
+def dev_text(dev):
+    """A kernel dev_t as MAJ:MIN."""
+    return "%d:%d" % (dev >> MINORBITS, dev & ((1 << MINORBITS) - 1))
+
+
 def check_privileges():
     """Root, or CAP_BPF and CAP_PERFMON in the effective set."""
     if os.geteuid() == 0:
