@@ -4,12 +4,15 @@ On a machine that can run live tests, a skipped live test is a failure:
 the live tier is the heart of the suite and must not pass by not running.
 
 Each test's call has a time limit: a test that hangs fails, with every
-thread's stack printed, instead of holding the run until CI kills it.
+thread's stack printed, instead of holding the run until CI kills it. A test
+that leaves a process of its own running fails too, and the process is
+killed: a forgotten tracer or load generator slows every test after it.
 """
 import faulthandler
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -58,3 +61,43 @@ def pytest_runtest_makereport(item, call):
     if rep.skipped and item.get_closest_marker("live") and can_run_live():
         rep.outcome = "failed"
         rep.longrepr = "live test skipped on a machine that can run it: %s" % (rep.longrepr,)
+
+
+def _descendants(root):
+    """{pid: command} of root's living (not zombie) descendants."""
+    parent, cmd = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            parent[int(entry)] = int(fields[1])
+            cmd[int(entry)] = argv.replace(b"\0", b" ").decode(errors="replace").strip()
+    found, frontier = {}, {root}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        found.update((p, cmd[p]) for p in frontier)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_running():
+    yield
+    deadline = time.monotonic() + 3     # a process just signalled may still be exiting
+    while (left := _descendants(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        pytest.fail("the test left running: %s" % "; ".join(
+            "%d %s" % kv for kv in sorted(left.items())), pytrace=False)
