@@ -112,7 +112,7 @@ static __always_inline bool disk_wanted(struct request *rq)
 /* Is any of the common process filters set? */
 static __always_inline bool task_filtered(void)
 {
-	return filter_pids || filter_tids || filter_uid != SNOOP_UNSET || filter_comm[0] ||
+	return filter_pid || filter_pids || filter_tids || filter_uid != SNOOP_UNSET || filter_comm[0] ||
 	       filter_cgroup;
 }
 

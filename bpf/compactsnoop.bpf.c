@@ -152,7 +152,7 @@ int BPF_PROG(compaction_end, struct compact_control *cc, unsigned long zone_star
 	     unsigned long zone_end, bool sync, int status)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct event e;
 	u64 lat_ns;
 

@@ -94,7 +94,7 @@ SEC("kretprobe/d_lookup")
 int BPF_KRETPROBE(kretprobe_d_lookup, struct dentry *ret)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	const unsigned char **s = bpf_map_lookup_elem(&starts, &tid);
+	const unsigned char **s = saved_start(&starts, tid);
 
 	if (!s)
 		return 0;

@@ -69,7 +69,7 @@ SEC("tracepoint/vmscan/mm_vmscan_direct_reclaim_end")
 int reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct event e;
 	u64 lat_ns;
 

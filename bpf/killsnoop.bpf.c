@@ -178,7 +178,7 @@ SEC("tracepoint/signal/signal_generate")
 int signal_generate(struct trace_event_raw_signal_generate *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 
 	if (!s || s->tcomm[0] || ctx->sig != s->sig || ctx->pid != s->tpid || s->tpid <= 0)
 		return 0;
@@ -189,7 +189,7 @@ int signal_generate(struct trace_event_raw_signal_generate *ctx)
 static __always_inline int leave(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct event *e;
 
 	if (!s)

@@ -223,7 +223,7 @@ SEC("tracepoint/syscalls/sys_exit_mount")
 int mount_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct task_struct *task;
 	struct event *e;
 	u64 size;

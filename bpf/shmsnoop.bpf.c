@@ -46,7 +46,7 @@ static __always_inline int enter(struct syscall_enter *ctx, u32 call, u32 nargs)
 static __always_inline int leave(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct event e = {};
 
 	if (!s)

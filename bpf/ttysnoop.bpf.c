@@ -172,7 +172,7 @@ SEC("tracepoint/syscalls/sys_exit_write")
 int write_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(&starts, tid);
 	struct event *e;
 	u32 want = 0, len = 0;
 

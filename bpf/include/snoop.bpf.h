@@ -25,7 +25,8 @@
 #define TASK_COMM_LEN 16
 
 /* ---- common filters (see snooptools/filters.py) ---- */
-const volatile bool filter_pids = false;	/* consult pid_filter */
+const volatile u32 filter_pid = 0;		/* the one --pid: a compare, no lookup */
+const volatile bool filter_pids = false;	/* several: consult pid_filter */
 const volatile bool filter_tids = false;	/* consult tid_filter */
 const volatile u32 filter_uid = SNOOP_UNSET;
 const volatile char filter_comm[TASK_COMM_LEN] = {};
@@ -61,6 +62,8 @@ static __always_inline bool should_trace(void)
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32, tid = (u32)id;
 
+	if (filter_pid && tgid != filter_pid)
+		return false;
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
 		return false;
 	if (filter_tids && !bpf_map_lookup_elem(&tid_filter, &tid))
@@ -127,6 +130,16 @@ struct {
 		__type(key, u32);				\
 		__type(value, value_type);			\
 	} starts SEC(".maps")
+
+/* What the entry saved in starts for thread tid, if anything. With one
+ * --pid, another process's call is turned away by a compare before the
+ * lookup, so its exit costs no more than its entry did. */
+static __always_inline void *saved_start(void *starts_map, u32 tid)
+{
+	if (filter_pid && bpf_get_current_pid_tgid() >> 32 != filter_pid)
+		return NULL;
+	return bpf_map_lookup_elem(starts_map, &tid);
+}
 
 /* Keep an event type in the object's BTF, where user space reads its layout,
  * even when it only ever lives on the stack (clang drops such types). */

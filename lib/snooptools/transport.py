@@ -5,7 +5,10 @@ event the kernel side could not deliver (both count failed writes in the
 BPF program's lost_events map).
 
 The ring buffer is read straight from its memory map, not through libbpf's
-callbacks: one Python call per record, no ctypes transition. The kernel
+callbacks: one Python call per record, no ctypes transition. Its data pages
+are mapped once (the kernel offers them twice over, so that a record at the
+end runs on contiguously: the rare record that wraps is joined here instead,
+and the ring costs its size in memory, not twice that). The kernel
 writes records without waking us until a quarter of the ring is full
 (BPF_RB_NO_WAKEUP below that watermark), and wait() returns on that wakeup
 or after a short timeout, so events are batched yet never wait long.
@@ -21,7 +24,7 @@ from .errors import SnoopError
 BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30
 HDR_SIZE = 8
 BPF_MAP_TYPE_ARRAY = 2
-DEFAULT_RING_BYTES = 4 << 20
+DEFAULT_RING_BYTES = 8 << 20
 DEFAULT_PERF_PAGES = 64
 
 
@@ -58,22 +61,25 @@ class RingReader:
     """Consumes BPF ring buffer records from its two memory maps.
 
     consumer holds consumer_pos (we write it); producer holds producer_pos
-    followed by the data pages, which are mapped twice so that a record that
-    wraps is still contiguous. Positions are read and written as whole
-    64-bit words (a torn write makes the kernel see a bogus position).
+    followed by the data pages, once. Positions are read and written as
+    whole 64-bit words (a torn write makes the kernel see a bogus position).
+    A record's 8-byte header never wraps (records are 8-byte aligned); its
+    body may, and is then joined from the end and the start of the data.
     """
 
     def __init__(self, consumer, producer, size, page=mmap.PAGESIZE):
         self._cons = memoryview(consumer).cast("Q")
         self._prod = memoryview(producer)[:8].cast("Q")
-        self._data = memoryview(producer)[page:]
+        self._data = memoryview(producer)[page:page + size]
         self._hdr = self._data.cast("I")
-        self._mask = size - 1
+        self._size = size
 
     def drain(self, handle):
-        """Call handle(memoryview) for each committed record; returns the
-        count. A record is valid only during its call."""
-        cons, data, hdr, mask = self._cons[0], self._data, self._hdr, self._mask
+        """Call handle(record) for each committed record, a memoryview (or
+        bytes, if it wrapped); returns the count. A record is valid only
+        during its call."""
+        cons, data, hdr, size = self._cons[0], self._data, self._hdr, self._size
+        mask = size - 1
         n = 0
         while True:
             prod = self._prod[0]
@@ -87,7 +93,12 @@ class RingReader:
                     return n
                 length = head & ~(BUSY_BIT | DISCARD_BIT)
                 if not head & DISCARD_BIT:
-                    handle(data[off + HDR_SIZE:off + HDR_SIZE + length])
+                    start = off + HDR_SIZE
+                    end = start + length
+                    if end <= size:
+                        handle(data[start:end])
+                    else:
+                        handle(bytes(data[start:]) + bytes(data[:end - size]))
                     n += 1
                 cons += (length + HDR_SIZE + 7) & ~7
             self._cons[0] = cons
@@ -106,7 +117,7 @@ class RingBuffer:
         page = mmap.PAGESIZE
         try:
             self._cmap = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-            self._pmap = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+            self._pmap = mmap.mmap(fd, page + size, mmap.MAP_SHARED, mmap.PROT_READ,
                                    offset=page)
         except OSError as e:
             raise SnoopError("mapping the ring buffer", e.strerror) from None
