@@ -146,14 +146,15 @@ def _json_encoder():
 
     c = encoder.c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",",
                                False, False, True)
-    return lambda obj: "".join(c(obj, 0))
+    join = "".join
+    return lambda obj: join(c(obj, 0))
 
 
 class JsonWriter:
     def __init__(self, stream):
         self._dumps = _json_encoder()
         self.stream = stream
-        self._pending = []
+        self._pending = []      # lines, without their newlines
 
     def header(self):
         pass
@@ -169,12 +170,12 @@ class JsonWriter:
                     rec[k] = [json_safe(x) if isinstance(x, str) else x for x in v]
             line = self._dumps(rec)
         self._pending.append(line)
-        self._pending.append("\n")
 
     def flush(self):
         if self._pending:
-            data, self._pending = "".join(self._pending), []
-            self.stream.write(data)
+            lines, self._pending = self._pending, []
+            lines.append("")
+            self.stream.write("\n".join(lines))
         self.stream.flush()
 
 

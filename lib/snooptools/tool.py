@@ -289,6 +289,12 @@ class Tool:
                     summary.add(rec)
                 write(rec)
 
+        # From here on Ctrl-C and SIGTERM end tracing between drains, never
+        # inside one: an exception raised mid-drain would leave records
+        # written but not released, to be read and written again.
+        stopping = []
+        handlers = {sig: signal.signal(sig, lambda *_: stopping.append(sig))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         self.out = out
         self.status(args, self.tracing)
         if not self.deferred(args):
@@ -299,27 +305,26 @@ class Tool:
         now = time.monotonic()
         deadline = now + args.duration if args.duration else None
         lost_at, lost_seen = now + LOST_CHECK_SECONDS, 0
-        try:
-            while True:
-                timeout = POLL_SECONDS
-                if deadline is not None:
-                    timeout = min(timeout, deadline - now)
-                    if timeout <= 0:
-                        break
-                buf.wait(timeout)
-                buf.drain(handle)
-                out.flush()
-                if child and child.exited():
+        while not stopping:
+            timeout = POLL_SECONDS
+            if deadline is not None:
+                timeout = min(timeout, deadline - now)
+                if timeout <= 0:
                     break
-                now = time.monotonic()
-                if now >= lost_at:
-                    lost_seen = self._report_lost(buf, lost_seen)
-                    lost_at = now + LOST_CHECK_SECONDS
-        except (KeyboardInterrupt, Stop):
-            pass
+            buf.wait(timeout)       # a signal ends it within POLL_SECONDS
+            buf.drain(handle)
+            out.flush()
+            if child and child.exited():
+                break
+            now = time.monotonic()
+            if now >= lost_at:
+                lost_seen = self._report_lost(buf, lost_seen)
+                lost_at = now + LOST_CHECK_SECONDS
         buf.wait(0)
         buf.drain(handle)
         out.flush()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         lost_seen = self._report_lost(buf, lost_seen)
         self.finish(args, out)
         if summary is not None:

@@ -1,8 +1,11 @@
 """The poll loop batches without delaying: it sleeps at most POLL_SECONDS,
 drains everything the buffer holds, writes each batch in one write and
-flushes it, and reports lost events as they grow, exactly once each."""
+flushes it, and reports lost events as they grow, exactly once each. Ctrl-C
+ends it between drains, never inside one."""
 import argparse
 import io
+import os
+import signal
 import sys
 
 from snooptools import Column, Tool
@@ -26,25 +29,35 @@ class Stream(io.StringIO):
         pass
 
 
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 class Buffer:
-    """Batches of (pid, lost so far) given out one per wait(), then Ctrl-C."""
+    """Batches of (pid, lost so far) given out one per wait(), then Ctrl-C.
+    A pid of None in a batch is a Ctrl-C in the middle of its drain."""
 
     def __init__(self, batches):
         self.batches, self.timeouts, self.lost_now = list(batches), [], 0
         self.stopped = False
+        self.drains = 0
 
     def wait(self, timeout):
         self.timeouts.append(timeout)
         if not self.batches and not self.stopped:
             self.stopped = True
-            raise KeyboardInterrupt
+            ctrl_c()
 
     def drain(self, handle):
+        self.drains += 1
         if not self.batches:
             return 0
         pids, self.lost_now = self.batches.pop(0)
         for pid in pids:
-            handle(pid)
+            if pid is None:
+                ctrl_c()
+            else:
+                handle(pid)
         return len(pids)
 
     def lost(self):
@@ -105,3 +118,13 @@ def test_lost_events_reported_as_they_grow_once_each(monkeypatch):
 def test_json_batches_too(monkeypatch):
     out, err, _ = poll([(range(1, 501), 0)], json_mode=True, monkeypatch=monkeypatch)
     assert out.writes == 1 and out.getvalue().count("\n") == 500
+
+
+def test_ctrl_c_mid_drain_ends_after_it_each_event_once(monkeypatch):
+    out, err, buf = poll([([1, 2, None, 3, 4], 0), ([5], 0), ([6], 0)], monkeypatch=monkeypatch)
+    # the drain under way finishes, then only the final drain runs; had
+    # Ctrl-C broken into the drain, the ring's records from the start of it
+    # would have been read again, and written twice
+    assert [int(x) for x in out.getvalue().splitlines()[1:]] == [1, 2, 3, 4, 5]
+    assert buf.drains == 2 and buf.batches == [([6], 0)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler    # given back
