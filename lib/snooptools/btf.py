@@ -154,15 +154,17 @@ class Layout:
         items, i = [], 0
         for name in self.names:
             n = self.groups.get(name, 1)
-            items.append("%r: v[%d]" % (name, i) if n == 1 else "%r: v[%d:%d]" % (name, i, i + n))
+            items.append("%r: v%d" % (name, i) if n == 1 else
+                         "%r: (%s)" % (name, "".join("v%d, " % j for j in range(i, i + n))))
             i += n
         if self.tail:
             items.append("%r: bytes(data[%d:])" % (self.tail, self.tail_off))
         source = ("def unpack(data):\n"
                   "    if len(data) < size:\n"
                   "        data = bytes(data) + bytes(size - len(data))\n"
-                  "    v = unpack_from(data)\n"
-                  "    return {%s}\n" % ", ".join(items))
+                  "    %s = unpack_from(data)\n"
+                  "    return {%s}\n" % ("".join("v%d, " % j for j in range(i)) or "_",
+                                        ", ".join(items)))
         scope = {"size": self.struct.size, "unpack_from": self.struct.unpack_from}
         exec(source, scope)
         return scope["unpack"]

@@ -132,10 +132,10 @@ def _is_utf8(text):
 
 
 def _json_encoder():
-    """obj -> compact JSON text. Non-ASCII text stays as it is (only the rare
-    line with some is checked for undecodable bytes). CPython's C encoder is
-    made once and called directly: json.dumps() builds one per call, which
-    costs as much as encoding an event."""
+    """obj -> compact JSON text, for any record. Non-ASCII text stays as it
+    is (only the rare line with some is checked for undecodable bytes).
+    CPython's C encoder is made once and called directly: json.dumps() builds
+    one per call, which costs as much as encoding an event."""
     import json
     from json import encoder
     if encoder.c_make_encoder is None:
@@ -150,17 +150,78 @@ def _json_encoder():
     return lambda obj: join(c(obj, 0))
 
 
+def _shape_encoder(rec, generic):
+    """An encoder of records shaped like rec: the same keys, and an int, a
+    float or a str wherever rec has one. It is one %-format of a template
+    with the keys already in it, about twice as fast as the generic encoder
+    (which still writes the values of other types: lists, bools, None). A
+    record of another shape makes it return None, never a wrong line: a
+    missing key or a str slot holding something else raises, and int and
+    float slots check their type (%d would print a bool as 1, a float cut)."""
+    from json.encoder import encode_basestring
+    parts, names, values, checks = [], [], [], []
+    for i, (key, value) in enumerate(rec.items()):
+        name = "v%d" % i
+        names.append("%s = r[%r]" % (name, key))
+        kind = type(value)
+        if kind is int or kind is float:
+            spec = "%d" if kind is int else "%r"
+            checks.append("type(%s) is %s" % (name, kind.__name__))
+            values.append(name)
+        else:
+            spec = "%s"
+            values.append("%s(%s)" % ("text" if kind is str else "generic", name))
+        parts.append(encode_basestring(key).replace("%", "%%") + ":" + spec)
+    src = ("def encode(r):\n"
+           "    if len(r) != %d:\n"
+           "        return None\n"
+           "    try:\n"
+           "        %s\n"
+           "        if %s:\n"
+           "            return template %% (%s)\n"
+           "    except (KeyError, TypeError):\n"
+           "        pass\n"
+           "    return None\n") % (len(rec), "\n        ".join(names),
+                                  " and ".join(checks) or "True", "".join(v + ", " for v in values))
+    scope = {"template": "{" + ",".join(parts) + "}", "text": encode_basestring,
+             "generic": generic}
+    exec(src, scope)
+    return scope["encode"]
+
+
 class JsonWriter:
+    """One object per line. Records mostly come in a few shapes per tool;
+    each shape seen gets its own encoder (_shape_encoder), the last one
+    that served is tried first, and past SHAPES of them the generic encoder
+    takes the rest."""
+
+    SHAPES = 8
+
     def __init__(self, stream):
         self._dumps = _json_encoder()
+        self._shapes = []
         self.stream = stream
         self._pending = []      # lines, without their newlines
 
     def header(self):
         pass
 
+    def _encode(self, rec):
+        shapes = self._shapes
+        for i, enc in enumerate(shapes):
+            line = enc(rec)
+            if line is not None:
+                shapes.insert(0, shapes.pop(i))
+                return line
+        if len(shapes) < self.SHAPES:
+            shapes.insert(0, _shape_encoder(rec, self._dumps))
+            line = shapes[0](rec)
+            if line is not None:
+                return line
+        return self._dumps(rec)
+
     def write(self, rec):
-        line = self._dumps(rec)
+        line = self._shapes and self._shapes[0](rec) or self._encode(rec)
         if not line.isascii() and not _is_utf8(line):
             # undecodable bytes (surrogate escapes) in some string: replace
             for k, v in rec.items():

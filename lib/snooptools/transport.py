@@ -22,6 +22,8 @@ from . import kernel, libbpf
 from .errors import SnoopError
 
 BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30
+LENGTH_MASK = DISCARD_BIT - 1
+RELEASE_EVERY = 64       # records; a power of two
 HDR_SIZE = 8
 BPF_MAP_TYPE_ARRAY = 2
 DEFAULT_RING_BYTES = 8 << 20
@@ -77,9 +79,13 @@ class RingReader:
     def drain(self, handle):
         """Call handle(record) for each committed record, a memoryview (or
         bytes, if it wrapped); returns the count. A record is valid only
-        during its call."""
-        cons, data, hdr, size = self._cons[0], self._data, self._hdr, self._size
-        mask = size - 1
+        during its call. Space is given back to the kernel every RELEASE_EVERY
+        records, not once per drain: a drain of a full ring takes a while, and
+        the writer must not find the ring full of records already read."""
+        consumer, data, hdr, size = self._cons, self._data, self._hdr, self._size
+        mask, busy, discard, length_mask = size - 1, BUSY_BIT, DISCARD_BIT, LENGTH_MASK
+        every = RELEASE_EVERY - 1
+        cons = consumer[0]
         n = 0
         while True:
             prod = self._prod[0]
@@ -88,11 +94,11 @@ class RingReader:
             while cons < prod:
                 off = cons & mask
                 head = hdr[off >> 2]
-                if head & BUSY_BIT:         # reserved, not yet committed
-                    self._cons[0] = cons
+                if head & busy:             # reserved, not yet committed
+                    consumer[0] = cons
                     return n
-                length = head & ~(BUSY_BIT | DISCARD_BIT)
-                if not head & DISCARD_BIT:
+                length = head & length_mask
+                if not head & discard:
                     start = off + HDR_SIZE
                     end = start + length
                     if end <= size:
@@ -100,8 +106,10 @@ class RingReader:
                     else:
                         handle(bytes(data[start:]) + bytes(data[:end - size]))
                     n += 1
+                    if not n & every:
+                        consumer[0] = cons + ((length + HDR_SIZE + 7) & ~7)
                 cons += (length + HDR_SIZE + 7) & ~7
-            self._cons[0] = cons
+            consumer[0] = cons
 
     def release(self):
         for view in (self._hdr, self._data, self._prod, self._cons):

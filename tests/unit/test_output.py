@@ -59,3 +59,30 @@ def test_summary_counts_by_task_and_key():
     rows = [line.split() for line in text.splitlines()]
     assert ["cat", "1", "2"] in rows and ["ls", "2", "1"] in rows
     assert ["/a", "2"] in rows and ["/b", "1"] in rows
+
+
+def test_json_records_of_changing_shapes_each_encoded_exactly():
+    """Each record shape gets its own encoder; a record that does not fit
+    the shape tried (other keys, or another type where an int, float or str
+    was) must never come out in that shape's form."""
+    records = [
+        {"ts": 1.5, "fd": 3, "path": "/a", "args": ["x", "y"]},
+        {"ts": 2.25, "fd": True, "path": "/b", "args": []},        # bool, not 1
+        {"ts": 3.0, "fd": 2.75, "path": "/c", "args": None},       # float, not 2
+        {"ts": 4, "fd": None, "path": None, "args": [1]},
+        {"ts": 5.5, "fd": 4, "path": "/d"},                         # a key fewer
+        {"ts": 6.5, "fd": 5, "file": "/e", "args": []},             # another key
+        {"ts": 7.5, "path": "/f", "fd": 6, "args": ["z"]},          # other order
+        {"100%": 1, "%s": "%d", "q\"": "\\"},                      # awkward keys
+    ]
+    records += [{"k%d" % i: i} for i in range(JsonWriter.SHAPES + 2)]   # too many
+    records += records[:3]
+    out = io.StringIO()
+    w = JsonWriter(out)
+    for r in records:
+        w.write(dict(r))
+    w.flush()
+    lines = out.getvalue().splitlines()
+    assert [json.loads(x) for x in lines] == records
+    assert lines[1] == '{"ts":2.25,"fd":true,"path":"/b","args":[]}'
+    assert lines[2] == '{"ts":3.0,"fd":2.75,"path":"/c","args":null}'

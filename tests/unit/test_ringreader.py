@@ -1,6 +1,7 @@
 """The ring buffer reader, on memory laid out as the kernel lays it out."""
 import struct
 
+from snooptools import transport
 from snooptools.transport import BUSY_BIT, DISCARD_BIT, RingReader
 
 PAGE, SIZE = 64, 256      # a small "page" and data area keep the test readable
@@ -85,3 +86,16 @@ def test_record_whose_body_starts_at_the_wrap():
     drain(ring)
     ring.put(b"body at the start")     # body from 256, i.e. 0
     assert drain(ring) == [b"body at the start"]
+
+
+def test_space_is_given_back_during_a_long_drain(monkeypatch):
+    """The writer gets room as records are read, not only when the drain
+    ends: a full ring takes a while to read, and meanwhile it keeps writing."""
+    monkeypatch.setattr(transport, "RELEASE_EVERY", 2)
+    ring = Ring()
+    for i in range(5):
+        ring.put(b"%d" % i)            # 16 bytes each
+    seen = []
+    RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda m: seen.append(ring.cons))
+    assert seen == [0, 0, 32, 32, 64]
+    assert ring.cons == ring.prod == 80
