@@ -207,8 +207,9 @@ class JsonWriter:
         pass
 
     def _encode(self, rec):
+        """rec as a line, when the last shape (tried by write) did not fit."""
         shapes = self._shapes
-        for i, enc in enumerate(shapes):
+        for i, enc in enumerate(shapes[1:], 1):
             line = enc(rec)
             if line is not None:
                 shapes.insert(0, shapes.pop(i))

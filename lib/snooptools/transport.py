@@ -98,6 +98,7 @@ class RingReader:
                     consumer[0] = cons
                     return n
                 length = head & length_mask
+                step = (length + HDR_SIZE + 7) & ~7
                 if not head & discard:
                     start = off + HDR_SIZE
                     end = start + length
@@ -107,8 +108,8 @@ class RingReader:
                         handle(bytes(data[start:]) + bytes(data[:end - size]))
                     n += 1
                     if not n & every:
-                        consumer[0] = cons + ((length + HDR_SIZE + 7) & ~7)
-                cons += (length + HDR_SIZE + 7) & ~7
+                        consumer[0] = cons + step
+                cons += step
             consumer[0] = cons
 
     def release(self):
