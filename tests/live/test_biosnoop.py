@@ -265,11 +265,18 @@ def loop_partition():
 
 @pytest.fixture
 def full_loop():
-    """A loop device whose backing file lives on a 64 KiB tmpfs: writes
-    beyond that fail with ENOSPC. Its name."""
+    """A loop device whose (sparse) backing file lives on a full tmpfs: every
+    write to it fails with ENOSPC. Its name. The tmpfs is filled first: with
+    room for part of a write, the backing file takes a short write, which
+    the loop driver of recent kernels completes as a success."""
     d = tempfile.mkdtemp(dir="/var/tmp", prefix="biosnoop-")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
     try:
+        with open(os.path.join(d, "filler"), "wb", buffering=0) as f:
+            with pytest.raises(OSError) as full:
+                while True:
+                    f.write(bytes(4096))
+            assert full.value.errno == errno.ENOSPC
         with loop_device(d) as dev:
             yield os.path.basename(dev)
     finally:
