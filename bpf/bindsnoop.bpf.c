@@ -64,7 +64,7 @@ int bind_enter(struct syscall_enter *ctx)
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -72,7 +72,7 @@ SEC("tracepoint/syscalls/sys_exit_bind")
 int bind_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event e = {};
 	u32 n;
 
@@ -101,6 +101,6 @@ int bind_exit(struct syscall_exit *ctx)
 	sock_local_addr(s->sk, e.family, e.addr);
 	emit(ctx, &e, sizeof(e));
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

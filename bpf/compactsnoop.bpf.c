@@ -124,7 +124,7 @@ int BPF_PROG(compaction_begin, struct compact_control *cc, unsigned long zone_st
 	if (extended)
 		read_zone_state(zone, s.order, &s.state);
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -152,7 +152,7 @@ int BPF_PROG(compaction_end, struct compact_control *cc, unsigned long zone_star
 	     unsigned long zone_end, bool sync, int status)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event e;
 	u64 lat_ns;
 
@@ -174,6 +174,6 @@ int BPF_PROG(compaction_end, struct compact_control *cc, unsigned long zone_star
 	e.state = s->state;
 	emit(ctx, &e, sizeof(e));
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

@@ -29,12 +29,11 @@ SNOOP_STARTS(const unsigned char *);
 
 static __always_inline int report(void *ctx, u32 type, const unsigned char *name)
 {
-	struct event *e = scratch(&heap);
+	struct event *e = task_event(&heap);
 	long n;
 
 	if (!e)
 		return 0;
-	fill_task(&e->task);
 	e->type = type;
 	n = bpf_probe_read_kernel_str(e->name, NAME_LEN, name);
 	e->name_len = n > 0 ? n : 1;
@@ -86,7 +85,7 @@ int BPF_KPROBE(kprobe_d_lookup, const struct dentry *parent, const struct qstr *
 		return 0;
 	s = BPF_CORE_READ(name, name);
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -94,12 +93,12 @@ SEC("kretprobe/d_lookup")
 int BPF_KRETPROBE(kretprobe_d_lookup, struct dentry *ret)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	const unsigned char **s = saved_start(&starts, tid);
+	const unsigned char **s = saved_start(tid);
 
 	if (!s)
 		return 0;
 	if (!ret)
 		report(ctx, LOOKUP_MISS, *s);
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

@@ -44,7 +44,7 @@ static __always_inline int begin(u32 kind, s32 order, u64 gfp_flags)
 		return 0;
 	s.ts_ns = bpf_ktime_get_ns();
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -69,7 +69,7 @@ SEC("tracepoint/vmscan/mm_vmscan_direct_reclaim_end")
 int reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event e;
 	u64 lat_ns;
 
@@ -88,6 +88,6 @@ int reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ct
 	e.kind = s->kind;
 	emit(ctx, &e, sizeof(e));
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

@@ -58,7 +58,7 @@ static __always_inline int enter(const char *filename, const char *const *argv)
 			return 0;
 	}
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -77,11 +77,10 @@ int execveat_enter(struct syscall_enter *ctx)
 static __always_inline struct event *new_event(s32 ret, u32 tid)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
-	struct event *e = scratch(&heap);
+	struct event *e = task_event(&heap);
 
 	if (!e)
 		return NULL;
-	fill_task(&e->task);
 	e->task.tid = tid;
 	e->ret = ret;
 	e->cpu = bpf_get_smp_processor_id();
@@ -103,15 +102,15 @@ static __always_inline void send(void *ctx, struct event *e)
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(exec_done, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	u32 key = old_pid;
+	struct start *s = saved_start(old_pid);
 	const char *filename;
 	struct event *e;
 	u64 start, len;
 	long n;
 
-	if (!bpf_map_lookup_elem(&starts, &key))
+	if (!s)
 		return 0;
-	bpf_map_delete_elem(&starts, &key);
+	start_done(old_pid, s);
 	e = new_event(0, old_pid);
 	if (!e)
 		return 0;
@@ -142,7 +141,7 @@ int BPF_PROG(exec_done, struct task_struct *p, pid_t old_pid, struct linux_binpr
 static __always_inline int leave(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = bpf_map_lookup_elem(&starts, &tid);
+	struct start *s = saved_start(tid);
 	const char *const *argv;
 	struct event *e;
 	u32 off = 0;
@@ -185,7 +184,7 @@ static __always_inline int leave(struct syscall_exit *ctx)
 				      off & (ARGS_LEN - 1), &e->args[FNAME_LEN]);
 	send(ctx, e);
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }
 

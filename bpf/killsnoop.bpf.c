@@ -68,7 +68,7 @@ static __always_inline int enter(struct start *s)
 	    (u32)s->tgid != filter_tpid)
 		return 0;
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, s, BPF_ANY);
+	start_save(tid, s);
 	return 0;
 }
 
@@ -178,7 +178,7 @@ SEC("tracepoint/signal/signal_generate")
 int signal_generate(struct trace_event_raw_signal_generate *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 
 	if (!s || s->tcomm[0] || ctx->sig != s->sig || ctx->pid != s->tpid || s->tpid <= 0)
 		return 0;
@@ -189,17 +189,16 @@ int signal_generate(struct trace_event_raw_signal_generate *ctx)
 static __always_inline int leave(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event *e;
 
 	if (!s)
 		return 0;
 	if (failed_only && ctx->ret >= 0)
 		goto out;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->ret = ctx->ret;
 	e->tpid = s->tpid;
 	e->tgid = s->tgid;
@@ -210,7 +209,7 @@ static __always_inline int leave(struct syscall_exit *ctx)
 	__builtin_memcpy(e->tcomm, s->tcomm, sizeof(e->tcomm));
 	emit(ctx, e, sizeof(*e));
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }
 

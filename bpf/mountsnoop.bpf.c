@@ -90,7 +90,7 @@ static __always_inline int enter(struct syscall_enter *ctx, u32 call, u32 nargs,
 		if (i < nargs)
 			s.args[i] = ctx->args[i];
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -223,7 +223,7 @@ SEC("tracepoint/syscalls/sys_exit_mount")
 int mount_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct task_struct *task;
 	struct event *e;
 	u64 size;
@@ -232,10 +232,9 @@ int mount_exit(struct syscall_exit *ctx)
 		return 0;
 	if (failed_only && ctx->ret >= 0)
 		goto out;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->task.ts_ns = s->ts_ns;
 	e->lat_ns = bpf_ktime_get_ns() - s->ts_ns;
 	e->ret = ctx->ret;
@@ -260,6 +259,6 @@ int mount_exit(struct syscall_exit *ctx)
 		size = sizeof(*e);
 	emit(ctx, e, size);
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

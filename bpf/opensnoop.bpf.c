@@ -57,7 +57,7 @@ static __always_inline int enter(const char *filename, u64 flags, u32 mode, s32 
 	if (flags_mask && !(flags & flags_mask))
 		return 0;
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -151,7 +151,7 @@ SEC("tracepoint/syscalls/sys_exit_openat")
 int open_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event *e;
 	u64 size;
 	long n;
@@ -160,10 +160,9 @@ int open_exit(struct syscall_exit *ctx)
 		return 0;
 	if (failed_only && ctx->ret >= 0)
 		goto out;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->ret = ctx->ret;
 	e->dfd = s->dfd;
 	e->flags = s->flags;
@@ -185,6 +184,6 @@ int open_exit(struct syscall_exit *ctx)
 		size = sizeof(*e);
 	emit(ctx, e, size);
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

@@ -39,14 +39,14 @@ static __always_inline int enter(struct syscall_enter *ctx, u32 call, u32 nargs)
 	if (nargs > 2)
 		s.args[2] = ctx->args[2];
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
 static __always_inline int leave(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event e = {};
 
 	if (!s)
@@ -58,7 +58,7 @@ static __always_inline int leave(struct syscall_exit *ctx)
 	e.args[1] = s->args[1];
 	e.args[2] = s->args[2];
 	emit(ctx, &e, sizeof(e));
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }
 

@@ -93,7 +93,7 @@ static __always_inline int enter(u32 call, s32 sock_fd, u64 msg, u32 vlen)
 		return 0;
 	s.sock_ino = BPF_CORE_READ(f, f_inode, i_ino);
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -272,14 +272,14 @@ SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int msg_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct msgs m = { .ctx = ctx, .ret = ctx->ret };
 	u32 n = 1;
 
 	if (!s)
 		return 0;
 	m.s = *s;
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	if (m.ret < 0 && is_recv(m.s.call))
 		return 0;
 	if (is_mmsg(m.s.call)) {

@@ -64,7 +64,7 @@ static __always_inline int enter(u16 call, u16 kind, s32 fd, const char *filenam
 	if (!should_trace())
 		return 0;
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -148,7 +148,7 @@ SEC("tracepoint/syscalls/sys_exit_statx")
 int stat_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event *e;
 	long n = 0;
 
@@ -156,10 +156,9 @@ int stat_exit(struct syscall_exit *ctx)
 		return 0;
 	if (failed_only && ctx->ret >= 0)
 		goto out;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->ret = ctx->ret;
 	e->flags = s->flags;
 	e->fd = s->fd;
@@ -177,6 +176,6 @@ int stat_exit(struct syscall_exit *ctx)
 	}
 	emit(ctx, e, offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1);
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

@@ -62,7 +62,7 @@ static __always_inline int enter(u32 call, s32 fd, u64 addr, u64 len, u64 off, u
 		return 0;
 	s.ts_ns = bpf_ktime_get_ns();
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -167,7 +167,7 @@ SEC("tracepoint/syscalls/sys_exit_sync")
 int sync_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event *e;
 	u64 lat_ns;
 
@@ -176,10 +176,9 @@ int sync_exit(struct syscall_exit *ctx)
 	lat_ns = bpf_ktime_get_ns() - s->ts_ns;
 	if ((failed_only && ctx->ret >= 0) || lat_ns < min_ns)
 		goto out;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->task.ts_ns = s->ts_ns;
 	e->lat_ns = lat_ns;
 	e->ret = ctx->ret;
@@ -194,6 +193,6 @@ int sync_exit(struct syscall_exit *ctx)
 	resolve(e);
 	emit(ctx, e, offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1);
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

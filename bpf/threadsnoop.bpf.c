@@ -94,7 +94,7 @@ int BPF_KPROBE(pthread_create_enter, void *thread, void *attr, void *start_routi
 	}
 	/* for the clone this call is about to make, in this same thread */
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -108,10 +108,10 @@ int task_newtask(struct trace_event_raw_task_newtask *ctx)
 
 	if (!(ctx->clone_flags & CLONE_THREAD) || !should_trace())
 		return 0;
-	s = bpf_map_lookup_elem(&starts, &tid);
+	s = saved_start(tid);
 	if (s) {
 		func = s->func;
-		bpf_map_delete_elem(&starts, &tid);
+		start_done(tid, s);
 	}
 	report(ctx, func, ctx->pid);
 	return 0;

@@ -99,7 +99,7 @@ static __always_inline int enter(u32 call, s32 fd, u64 buf, u64 count)
 	if (!f || !is_target(f))
 		return 0;
 	tid = (u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	start_save(tid, &s);
 	return 0;
 }
 
@@ -172,16 +172,15 @@ SEC("tracepoint/syscalls/sys_exit_write")
 int write_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(&starts, tid);
+	struct start *s = saved_start(tid);
 	struct event *e;
 	u32 want = 0, len = 0;
 
 	if (!s)
 		return 0;
-	e = scratch(&heap);
+	e = task_event(&heap);
 	if (!e)
 		goto out;
-	fill_task(&e->task);
 	e->ret = ctx->ret;
 	e->fd = s->fd;
 	e->call = s->call;
@@ -197,6 +196,6 @@ int write_exit(struct syscall_exit *ctx)
 	e->truncated = ctx->ret > 0 && len < ctx->ret;
 	emit(ctx, e, offsetof(struct event, data) + BOUND(len, DATA_MAX * 2 - 1));
 out:
-	bpf_map_delete_elem(&starts, &tid);
+	start_done(tid, s);
 	return 0;
 }

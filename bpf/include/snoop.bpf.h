@@ -121,25 +121,81 @@ struct {
 		__type(value, value_type);			\
 	} name SEC(".maps")
 
-/* starts: what a syscall's entry saw, by thread id, for its exit to report.
- * An LRU map, so entries of threads killed between the two cannot pile up. */
-#define SNOOP_STARTS(value_type)				\
-	struct {						\
-		__uint(type, BPF_MAP_TYPE_LRU_HASH);		\
-		__uint(max_entries, 10240);			\
-		__type(key, u32);				\
-		__type(value, value_type);			\
-	} starts SEC(".maps")
+/*
+ * starts: what a call's entry saw, kept for its exit to report. Where the
+ * kernel lets tracing programs use task-local storage (user space probes
+ * for it), it lives there: a lookup is a pointer chase from current, and
+ * the slot goes away with its task. Elsewhere it is an LRU hash by thread
+ * id (LRU, so that the entries of threads killed between entry and exit
+ * cannot pile up), whose update and delete cost the traced call ~250 ns
+ * more. User space picks one by use_task_storage and shrinks the other to
+ * one slot (use_kernel_features in tool.py).
+ *
+ * SNOOP_STARTS(type) defines both maps and, for that type:
+ *   start_save(tid, &v)   at entry
+ *   saved_start(tid)      at exit: what entry saved, or NULL
+ *   start_done(tid, s)    at exit, when done with s
+ * tid is the thread's id at entry (used by the hash only).
+ */
+const volatile bool use_task_storage = false;
 
-/* What the entry saved in starts for thread tid, if anything. With one
- * --pid, another process's call is turned away by a compare before the
- * lookup, so its exit costs no more than its entry did. */
-static __always_inline void *saved_start(void *starts_map, u32 tid)
-{
-	if (filter_pid && bpf_get_current_pid_tgid() >> 32 != filter_pid)
-		return NULL;
-	return bpf_map_lookup_elem(starts_map, &tid);
-}
+#define SNOOP_STARTS(value_type)						\
+	struct snoop_start {							\
+		value_type v;		/* first: a value is its slot */	\
+		u32 active;							\
+	};									\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_TASK_STORAGE);			\
+		__uint(map_flags, BPF_F_NO_PREALLOC);				\
+		__type(key, int);						\
+		__type(value, struct snoop_start);				\
+	} starts_task SEC(".maps");						\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);				\
+		__uint(max_entries, 10240);					\
+		__type(key, u32);						\
+		__type(value, value_type);					\
+	} starts SEC(".maps");							\
+										\
+	static __always_inline void start_save(u32 tid, value_type *v)	\
+	{									\
+		struct snoop_start *slot;					\
+										\
+		if (!use_task_storage) {					\
+			bpf_map_update_elem(&starts, &tid, v, BPF_ANY);		\
+			return;							\
+		}								\
+		slot = bpf_task_storage_get(&starts_task, bpf_get_current_task_btf(), \
+					    0, BPF_LOCAL_STORAGE_GET_F_CREATE);	\
+		if (slot) {							\
+			slot->v = *v;						\
+			slot->active = 1;					\
+		}								\
+	}									\
+										\
+	/* With one --pid, another process's call is turned away by a	\
+	 * compare before the lookup, so its exit costs no more than its	\
+	 * entry did. */							\
+	static __always_inline value_type *saved_start(u32 tid)		\
+	{									\
+		struct snoop_start *slot;					\
+										\
+		if (filter_pid && bpf_get_current_pid_tgid() >> 32 != filter_pid) \
+			return NULL;						\
+		if (!use_task_storage)						\
+			return bpf_map_lookup_elem(&starts, &tid);		\
+		slot = bpf_task_storage_get(&starts_task, bpf_get_current_task_btf(), \
+					    0, 0);				\
+		return slot && slot->active ? &slot->v : NULL;			\
+	}									\
+										\
+	static __always_inline void start_done(u32 tid, value_type *s)		\
+	{									\
+		if (use_task_storage)						\
+			((struct snoop_start *)s)->active = 0;			\
+		else								\
+			bpf_map_delete_elem(&starts, &tid);			\
+	}
 
 /* Keep an event type in the object's BTF, where user space reads its layout,
  * even when it only ever lives on the stack (clang drops such types). */
@@ -207,6 +263,11 @@ struct task_head {
 	char comm[TASK_COMM_LEN];
 };
 
+/* current's task_struct may be read directly (bpf_get_current_task_btf,
+ * where user space found it): its uid and comm are then a few loads, not
+ * a helper call each (~40 ns each, on every event). */
+const volatile bool task_btf = false;
+
 static __always_inline void fill_task(struct task_head *h)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -214,8 +275,26 @@ static __always_inline void fill_task(struct task_head *h)
 	h->ts_ns = bpf_ktime_get_ns();
 	h->pid = id >> 32;
 	h->tid = (u32)id;
-	h->uid = (u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	if (task_btf) {
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		h->uid = task->cred->uid.val;
+		__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+	} else {
+		h->uid = (u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+	}
+}
+
+/* This CPU's scratch event in heap (an SNOOP_SCRATCH of a struct whose first
+ * member is its task_head), with that head filled in; NULL if none. */
+static __always_inline void *task_event(void *heap)
+{
+	struct task_head *h = scratch(heap);
+
+	if (h)
+		fill_task(h);
+	return h;
 }
 
 char LICENSE[] SEC("license") = "GPL";

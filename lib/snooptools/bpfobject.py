@@ -10,6 +10,8 @@ import struct
 from . import btf, kernel, libbpf
 from .errors import SnoopError
 
+BPF_MAP_TYPE_ARRAY = 2
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # A checkout keeps objects in build/bpf, an install in bpf/, both beside lib/.
 OBJECT_DIRS = [os.path.join(_HERE, "..", "..", "build", "bpf"), os.path.join(_HERE, "..", "..", "bpf")]
@@ -106,12 +108,21 @@ class BPFObject:
         libbpf.call("bpf_map__set_max_entries", self.map(name), entries,
                     what="sizing map " + name)
 
-    def retype(self, name, map_type, key_size, value_size, entries):
+    def stub_map(self, name):
+        """Make map name a one-slot array: for a map that only programs'
+        branches this run never takes refer to (the kernel may not even
+        have its type). A value size the map's BTF gives is kept: the
+        kernel checks it against that type."""
         m = self.map(name)
-        for fn, arg in (("bpf_map__set_type", map_type), ("bpf_map__set_key_size", key_size),
-                        ("bpf_map__set_value_size", value_size),
-                        ("bpf_map__set_max_entries", entries)):
+        value_size = self._lib.bpf_map__value_size(m) or 4
+        for fn, arg in (("bpf_map__set_type", BPF_MAP_TYPE_ARRAY), ("bpf_map__set_map_flags", 0),
+                        ("bpf_map__set_key_size", 4), ("bpf_map__set_value_size", value_size),
+                        ("bpf_map__set_max_entries", 1)):
             libbpf.call(fn, m, arg, what="reshaping map " + name)
+
+    def has_map(self, name):
+        return bool(self._maps.get(name) or
+                    self._lib.bpf_object__find_map_by_name(self._obj, name.encode()))
 
     def programs(self):
         """[(name, section, handle)] of every program in the object."""

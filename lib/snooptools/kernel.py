@@ -10,7 +10,9 @@ TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 CAP_PERFMON, CAP_BPF = 38, 39
 
 BPF_MAP_TYPE_RINGBUF = 27
-BPF_PROG_TYPE_KPROBE = 2
+BPF_PROG_TYPE_TRACEPOINT = 5
+BPF_FUNC_TASK_STORAGE_GET = 156
+BPF_FUNC_GET_CURRENT_TASK_BTF = 158
 
 
 MINORBITS = 20      # the kernel's own dev_t: major << 20 | minor (not stat()'s)
@@ -121,6 +123,25 @@ def kernel_function(name):
 def has_ringbuf():
     from . import libbpf
     return libbpf.load().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, None) == 1
+
+
+def prefer(env, best, fallback, available, missing):
+    """Whether to take the best of two ways of doing something: where this
+    kernel has it (available()), unless environment variable env names the
+    way to take (tests prove both on one kernel)."""
+    forced = os.environ.get(env, "")
+    if forced not in ("", best, fallback):
+        raise SnoopError("%s=%s" % (env, forced), "must be %s or %s" % (best, fallback))
+    use = forced != fallback and available()
+    if forced == best and not use:
+        raise SnoopError("no %s on this kernel" % missing, "%s=%s asked for it" % (env, best))
+    return use
+
+
+def tracing_helper(func_id):
+    """Tracepoint programs may call helper func_id (the probe loads one)."""
+    from . import libbpf
+    return libbpf.load().libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, func_id, None) == 1
 
 
 def online_cpus():

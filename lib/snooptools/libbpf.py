@@ -132,6 +132,10 @@ def _bind():
     _proto("bpf_map__set_max_entries", c.c_int, Map, c.c_uint32)
     # __u32 bpf_map__max_entries(const struct bpf_map *map);
     _proto("bpf_map__max_entries", c.c_uint32, Map)
+    # int bpf_map__set_map_flags(struct bpf_map *map, __u32 flags);
+    _proto("bpf_map__set_map_flags", c.c_int, Map, c.c_uint32)
+    # __u32 bpf_map__value_size(const struct bpf_map *map);
+    _proto("bpf_map__value_size", c.c_uint32, Map)
     # int bpf_map__set_type(struct bpf_map *map, enum bpf_map_type type);
     _proto("bpf_map__set_type", c.c_int, Map, c.c_int)
     # int bpf_map__set_key_size(struct bpf_map *map, __u32 size);
@@ -154,6 +158,9 @@ def _bind():
     _proto("libbpf_num_possible_cpus", c.c_int)
     # int libbpf_probe_bpf_map_type(enum bpf_map_type map_type, const void *opts);
     _proto("libbpf_probe_bpf_map_type", c.c_int, c.c_int, c.c_void_p)
+    # int libbpf_probe_bpf_helper(enum bpf_prog_type prog_type, enum bpf_func_id helper_id,
+    #         const void *opts);
+    _proto("libbpf_probe_bpf_helper", c.c_int, c.c_int, c.c_int, c.c_void_p)
     # int libbpf_probe_bpf_prog_type(enum bpf_prog_type prog_type, const void *opts);
     _proto("libbpf_probe_bpf_prog_type", c.c_int, c.c_int, c.c_void_p)
     # struct perf_buffer *perf_buffer__new(int map_fd, size_t page_cnt, perf_buffer_sample_fn sample_cb,

@@ -217,6 +217,7 @@ class Tool:
                 if variant == "kprobe" and not kernel.has_kprobes():
                     raise Refused("not built into this kernel")
                 make_transport = transport.choose(obj, self.ring_bytes, self.perf_pages)
+                use_kernel_features(obj)
                 filters.apply(obj, args)
                 self.configure(obj, args)
                 obj.load()
@@ -377,6 +378,21 @@ class Child:
     def __del__(self):
         if getattr(self, "_w", None) is not None:
             os.close(self._w)
+
+
+def use_kernel_features(obj):
+    """Turn on what this kernel lets the programs do faster (snoop.bpf.h):
+    read current's task_struct directly, and keep what an entry saw for its
+    exit (SNOOP_STARTS) in task-local storage rather than a hash by thread
+    id (the unused map shrinks to one slot)."""
+    obj.set_rodata(task_btf=kernel.tracing_helper(kernel.BPF_FUNC_GET_CURRENT_TASK_BTF))
+    if not obj.has_map("starts_task"):
+        return
+    task = kernel.prefer("SNOOPTOOLS_STARTS", "task", "hash",
+                         lambda: kernel.tracing_helper(kernel.BPF_FUNC_TASK_STORAGE_GET),
+                         "task-local storage for tracing programs")
+    obj.set_rodata(use_task_storage=task)
+    obj.stub_map("starts" if task else "starts_task")
 
 
 def _flags(short, long):

@@ -25,7 +25,6 @@ BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30
 LENGTH_MASK = DISCARD_BIT - 1
 RELEASE_EVERY = 64       # records; a power of two
 HDR_SIZE = 8
-BPF_MAP_TYPE_ARRAY = 2
 DEFAULT_RING_BYTES = 8 << 20
 DEFAULT_PERF_PAGES = 64
 
@@ -34,19 +33,13 @@ def choose(obj, ring_bytes=DEFAULT_RING_BYTES, perf_pages=DEFAULT_PERF_PAGES):
     """Configure obj (before load) for the transport this kernel supports.
 
     Returns a factory to call after load."""
-    forced = os.environ.get("SNOOPTOOLS_BUFFER", "")
-    if forced not in ("", "ring", "perf"):
-        raise SnoopError("SNOOPTOOLS_BUFFER=%s" % forced, "must be ring or perf")
-    use_ring = forced != "perf" and kernel.has_ringbuf()
-    if forced == "ring" and not use_ring:
-        raise SnoopError("no BPF ring buffer on this kernel", "SNOOPTOOLS_BUFFER=ring asked for one")
-    if use_ring:
+    if kernel.prefer("SNOOPTOOLS_BUFFER", "ring", "perf", kernel.has_ringbuf, "BPF ring buffer"):
         ring_bytes = ring_size(ring_bytes)
         obj.resize("events", ring_bytes)
         obj.set_rodata(use_ringbuf=True, wakeup_bytes=ring_bytes // 4)
         return lambda: RingBuffer(obj, ring_bytes)
     # the ring map still exists in the object: make it a harmless one-slot array
-    obj.retype("events", BPF_MAP_TYPE_ARRAY, 4, 4, 1)
+    obj.stub_map("events")
     obj.set_rodata(use_ringbuf=False)
     return lambda: PerfBuffer(obj, perf_pages)
 

@@ -26,10 +26,13 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("buffer", ["ring", "perf"])
-def test_existing_and_missing_file(files, buffer):
+# where entries keep what exits report: task-local storage, or the hash of
+# kernels without it for tracing programs (every enter/exit tool shares this)
+@pytest.mark.parametrize("buffer,starts", [("ring", "task"), ("perf", "task"), ("ring", "hash")])
+def test_existing_and_missing_file(files, buffer, starts):
     child = held_child(OPENER + "%s/present %s/missing" % (files, files))
-    with Tracer("opensnoop", "-p", str(child.pid), env={"SNOOPTOOLS_BUFFER": buffer}) as t:
+    with Tracer("opensnoop", "-p", str(child.pid),
+                env={"SNOOPTOOLS_BUFFER": buffer, "SNOOPTOOLS_STARTS": starts}) as t:
         release(child)
     [ok] = opens(t, child.pid, "/present")
     [bad] = opens(t, child.pid, "/missing")
