@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * opensnoop: one event per open(), openat() or openat2(). Entry applies the
- * filters and remembers the arguments by thread; exit reads the path (the
- * kernel has copied it by then, so its page is resident), applies the failed
- * and path filters, and for -F resolves the absolute path: from the returned
- * descriptor on success, else from the directory the call was relative to.
+ * opensnoop: one event per open(), openat() or openat2(). Where the kernel
+ * lets tracing programs read a task's saved user registers (exit_only, set
+ * by user space), the exit alone does everything: it applies the filters and
+ * takes the call's arguments from the registers it was made with, so no
+ * entry program runs and a filtered-out call costs one program, not two.
+ * Elsewhere the entry applies the filters and saves the arguments for the
+ * exit (SNOOP_STARTS). The exit reads the path (the kernel has copied it by
+ * then, so its page is resident), applies the failed and path filters, and
+ * for -F resolves the absolute path: from the returned descriptor on
+ * success, else from the directory the call was relative to.
  */
 #include "fs.bpf.h"
 
@@ -16,6 +21,12 @@ const volatile u64 flags_mask = 0;		/* -f: any of these open flags */
 const volatile bool full_path = false;		/* -F */
 const volatile u32 path_prefix_len = 0;		/* --path */
 const volatile char path_prefix[NAME_LEN] = {};
+const volatile bool exit_only = false;		/* user space: x86-64 only */
+
+/* x86-64's numbers for the calls sys_exit_openat's program is also attached
+ * to (ctx->nr tells them apart when there is no entry to say) */
+#define NR_OPEN		2
+#define NR_OPENAT2	437
 
 enum open_call { CALL_OPEN, CALL_OPENAT, CALL_OPENAT2 };
 
@@ -82,6 +93,48 @@ int openat2_enter(struct syscall_enter *ctx)
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
 	return enter((const char *)ctx->args[1], how.flags, how.mode, ctx->args[0],
 		     CALL_OPENAT2);
+}
+
+/* exit_only: the call's arguments, from the user registers it was made
+ * with (the kernel leaves them as they were until it returns). False when
+ * the filters turn the call away. */
+static __always_inline bool call_args(struct syscall_exit *ctx, struct start *s)
+{
+	struct pt_regs *regs;
+	struct open_how how;
+	u64 arg[4];
+
+	if (!should_trace())
+		return false;
+	/* all four, whichever call: loads from regs in branches would be
+	 * merged by clang with those from how, which the verifier refuses */
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	arg[0] = PT_REGS_PARM1_SYSCALL(regs);
+	arg[1] = PT_REGS_PARM2_SYSCALL(regs);
+	arg[2] = PT_REGS_PARM3_SYSCALL(regs);
+	arg[3] = PT_REGS_PARM4_SYSCALL(regs);
+	if (ctx->nr == NR_OPEN) {
+		s->call = CALL_OPEN;
+		s->dfd = AT_FDCWD;
+		s->filename = (const char *)arg[0];
+		s->flags = arg[1];
+		s->mode = arg[2];
+	} else if (ctx->nr == NR_OPENAT2) {
+		s->call = CALL_OPENAT2;
+		s->dfd = arg[0];
+		s->filename = (const char *)arg[1];
+		if (bpf_probe_read_user(&how, sizeof(how), (void *)arg[2]))
+			how.flags = how.mode = 0;
+		s->flags = how.flags;
+		s->mode = how.mode;
+	} else {
+		s->call = CALL_OPENAT;
+		s->dfd = arg[0];
+		s->filename = (const char *)arg[1];
+		s->flags = arg[2];
+		s->mode = arg[3];
+	}
+	return !flags_mask || s->flags & flags_mask;
 }
 
 /* The absolute path for -F, appended to e->buf after the path as passed. */
@@ -151,13 +204,19 @@ SEC("tracepoint/syscalls/sys_exit_openat")
 int open_exit(struct syscall_exit *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
+	struct start args, *s = &args;
 	struct event *e;
 	u64 size;
 	long n;
 
-	if (!s)
-		return 0;
+	if (exit_only) {
+		if (!call_args(ctx, &args))
+			return 0;
+	} else {
+		s = saved_start(tid);
+		if (!s)
+			return 0;
+	}
 	if (failed_only && ctx->ret >= 0)
 		goto out;
 	e = task_event(&heap);
@@ -184,6 +243,7 @@ int open_exit(struct syscall_exit *ctx)
 		size = sizeof(*e);
 	emit(ctx, e, size);
 out:
-	start_done(tid, s);
+	if (!exit_only)
+		start_done(tid, s);
 	return 0;
 }

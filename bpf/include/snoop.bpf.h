@@ -244,13 +244,13 @@ static __always_inline void emit(void *ctx, void *data, u64 size)
  */
 struct syscall_enter {
 	u64 common;
-	long nr;
+	int nr;			/* __syscall_nr: an int, then padding */
 	unsigned long args[6];
 };
 
 struct syscall_exit {
 	u64 common;
-	long nr;
+	int nr;			/* __syscall_nr: an int, then padding */
 	long ret;
 };
 

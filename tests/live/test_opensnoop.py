@@ -26,13 +26,18 @@ def files(tmp_path):
     return tmp_path
 
 
-# where entries keep what exits report: task-local storage, or the hash of
-# kernels without it for tracing programs (every enter/exit tool shares this)
-@pytest.mark.parametrize("buffer,starts", [("ring", "task"), ("perf", "task"), ("ring", "hash")])
-def test_existing_and_missing_file(files, buffer, starts):
+# The exit program alone (reading the call's registers), or entry and exit;
+# with the pair, where entries keep what exits report: task-local storage,
+# or the hash of kernels without it for tracing programs (every enter/exit
+# tool shares this).
+@pytest.mark.parametrize("variant,buffer,starts", [
+    ("exit", "ring", "task"), ("exit", "perf", "task"),
+    ("pair", "ring", "task"), ("pair", "perf", "task"), ("pair", "ring", "hash")])
+def test_existing_and_missing_file(files, variant, buffer, starts):
     child = held_child(OPENER + "%s/present %s/missing" % (files, files))
     with Tracer("opensnoop", "-p", str(child.pid),
-                env={"SNOOPTOOLS_BUFFER": buffer, "SNOOPTOOLS_STARTS": starts}) as t:
+                env={"SNOOPTOOLS_VARIANT": variant, "SNOOPTOOLS_BUFFER": buffer,
+                     "SNOOPTOOLS_STARTS": starts}) as t:
         release(child)
     [ok] = opens(t, child.pid, "/present")
     [bad] = opens(t, child.pid, "/missing")
@@ -41,6 +46,36 @@ def test_existing_and_missing_file(files, buffer, starts):
     assert ok["comm"] == bad["comm"] == PYTHON_COMM
     assert ok["tid"] == ok["pid"] == child.pid and ok["uid"] == os.getuid()
     assert ok["flags"] & 0o3 == os.O_RDONLY and ok["call"] == "openat"
+
+
+# open() and openat2() made directly (libc's open() is openat()): the exit
+# alone tells the calls apart, and finds openat2's flags and mode in its
+# struct open_how
+OTHER_CALLS = PYTHON + """ -c '
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+how = struct.pack("QQQ", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, 0)
+for fd in (libc.syscall(2, sys.argv[1].encode(), os.O_RDONLY | os.O_NOFOLLOW, 0),
+           libc.syscall(437, -100, sys.argv[2].encode(), how, len(how)),
+           libc.syscall(437, -100, sys.argv[2].encode(), how, len(how))):
+    fd >= 0 and os.close(fd)
+' """
+
+
+@pytest.mark.parametrize("variant", ["exit", "pair"])
+def test_open_and_openat2_calls(files, variant):
+    child = held_child(OTHER_CALLS + "%s/present %s/made" % (files, files))
+    with Tracer("opensnoop", "-p", str(child.pid), env={"SNOOPTOOLS_VARIANT": variant}) as t:
+        release(child)
+    [opened] = opens(t, child.pid, "/present")
+    made, exists = opens(t, child.pid, "/made")
+    assert (opened["call"], opened["flags"], opened["err"]) == ("open", os.O_NOFOLLOW, 0)
+    assert opened["path"] == "%s/present" % files and opened["fd"] >= 3
+    excl = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    assert (made["call"], made["flags"], made["mode"], made["err"]) == ("openat2", excl, 0o600, 0)
+    assert (exists["call"], exists["flags"], exists["fd"], exists["err"]) == \
+        ("openat2", excl, -1, errno.EEXIST)
+    assert (files / "made").stat().st_mode & 0o777 == 0o600
 
 
 def test_flags_and_mode(files):
