@@ -104,7 +104,7 @@ class TextWriter:
         self._rows = rows
         n = len(columns)
         self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
-        self._cells = [(c.key, c.fmt or cell) for c in columns]
+        self._line = _line_function(columns, self._fmt)
         self._pending = []
 
     def header(self):
@@ -112,15 +112,41 @@ class TextWriter:
         self.stream.flush()
 
     def write(self, rec):
-        for r in self._rows(rec) if self._rows else (rec,):
-            self._pending.append(self._fmt % tuple(
-                [fmt(r if key is None else r[key]) for key, fmt in self._cells]))
+        if self._rows:
+            self._pending.extend(map(self._line, self._rows(rec)))
+        else:
+            self._pending.append(self._line(rec))
 
     def flush(self):
         if self._pending:
             data, self._pending = "".join(self._pending), []
             self.stream.write(data)
         self.stream.flush()
+
+
+def _line_function(columns, fmt):
+    """rec -> its line, for these columns: one function made for them, with
+    each cell's code inline. A value that is an int or printable text goes
+    into the line as it is (what cell() would make of it); others through
+    cell(), or the column's own formatter. Per event, this is half the cost
+    of a call per cell."""
+    env = {"fmt": fmt, "cell": cell, "str": str, "int": int, "type": type}
+    body, cells = [], []
+    for i, c in enumerate(columns):
+        v = "v%d" % i
+        value = "rec" if c.key is None else "rec[%r]" % c.key
+        if c.fmt:
+            env["f%d" % i] = c.fmt
+            body.append("    %s = f%d(%s)" % (v, i, value))
+        else:
+            body.append("    %s = %s" % (v, value))
+            body.append("    if type(%s) is not int and not (type(%s) is str and %s.isprintable()):"
+                        % (v, v, v))
+            body.append("        %s = cell(%s)" % (v, v))
+        cells.append(v)
+    code = "def line(rec):\n%s\n    return fmt %% (%s,)\n" % ("\n".join(body), ", ".join(cells))
+    exec(code, env)
+    return env["line"]
 
 
 def _is_utf8(text):

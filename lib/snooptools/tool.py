@@ -61,6 +61,7 @@ class Tool:
     # no tracepoint carries: each is tried until the kernel accepts one
     # (self.variant names it); the other variants' programs are not loaded.
     variants = ()
+    variant = None          # the one being tried, then the one running
     no_variant_hint = ""
     ring_bytes = transport.DEFAULT_RING_BYTES
     perf_pages = transport.DEFAULT_PERF_PAGES

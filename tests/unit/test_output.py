@@ -2,7 +2,8 @@
 import io
 import json
 
-from snooptools.output import Column, JsonWriter, Summary, TextWriter, escape, json_safe, kstr
+from snooptools.output import (Column, JsonWriter, Summary, TextWriter, cell, escape, json_safe,
+                                kstr)
 
 
 def test_kstr_stops_at_nul_and_keeps_invalid_utf8():
@@ -34,6 +35,19 @@ def test_text_writer_header_and_rows_share_one_declaration():
     w.flush()
     assert out.getvalue() == ("COMM             PID     RET ARGS\n"
                               "ls\\n             42       -2 /bin/ls -l\n")
+
+
+def test_text_cells_of_every_type_as_cell_makes_them():
+    # the line function passes ints and printable text through as they are,
+    # and everything else through cell(): the result is cell()'s either way
+    values = [7, -1, True, False, 2.5, None, "ok", "tab\there", kstr(b"x\xff"), ["a", 3], ""]
+    cols = [Column("V", "it's \"v\"", 5)]
+    out = io.StringIO()
+    w = TextWriter(cols, out, rows=lambda rec: [{"it's \"v\"": v} for v in rec["all"]])
+    w.write({"all": values})
+    w.flush()
+    assert out.getvalue() == "".join("%5s\n" % cell(v) for v in values)
+    assert out.getvalue().split("\n")[2:4] == ["    Y", "    N"]
 
 
 def test_json_writer_one_object_per_line():
