@@ -56,85 +56,75 @@ SNOOP_STARTS(struct start);
 SNOOP_SCRATCH(heap, struct event);
 SNOOP_SCRATCH(walk_heap, struct path_walk);
 
-static __always_inline int enter(const char *filename, u64 flags, u32 mode, s32 dfd, u32 call)
+/* A call's start from its first four arguments, however they were read:
+ * the entry tracepoint's fields, or (exit_only) the registers the call was
+ * made with. False when -f turns the call away. */
+static __always_inline bool start_of(struct start *s, u32 call, u64 a0, u64 a1, u64 a2, u64 a3)
 {
-	struct start s = {
-		.filename = filename, .flags = flags, .mode = mode, .dfd = dfd, .call = call,
-	};
-	u32 tid;
+	struct open_how how = {};
 
-	if (!should_trace())
-		return 0;
-	if (flags_mask && !(flags & flags_mask))
-		return 0;
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
+	s->call = call;
+	if (call == CALL_OPEN) {
+		s->dfd = AT_FDCWD;
+		s->filename = (const char *)a0;
+		s->flags = a1;
+		s->mode = a2;
+	} else {
+		s->dfd = a0;
+		s->filename = (const char *)a1;
+		if (call == CALL_OPENAT2) {
+			bpf_probe_read_user(&how, sizeof(how), (void *)a2);
+			a2 = how.flags;
+			a3 = how.mode;
+		}
+		s->flags = a2;
+		s->mode = a3;
+	}
+	return !flags_mask || s->flags & flags_mask;
+}
+
+static __always_inline int enter(struct syscall_enter *ctx, u32 call)
+{
+	struct start s;
+
+	if (should_trace() &&
+	    start_of(&s, call, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]))
+		start_save((u32)bpf_get_current_pid_tgid(), &s);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_open")
 int open_enter(struct syscall_enter *ctx)
 {
-	return enter((const char *)ctx->args[0], ctx->args[1], ctx->args[2], AT_FDCWD, CALL_OPEN);
+	return enter(ctx, CALL_OPEN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int openat_enter(struct syscall_enter *ctx)
 {
-	return enter((const char *)ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[0],
-		     CALL_OPENAT);
+	return enter(ctx, CALL_OPENAT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
 int openat2_enter(struct syscall_enter *ctx)
 {
-	struct open_how how = {};
-
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return enter((const char *)ctx->args[1], how.flags, how.mode, ctx->args[0],
-		     CALL_OPENAT2);
+	return enter(ctx, CALL_OPENAT2);
 }
 
-/* exit_only: the call's arguments, from the user registers it was made
- * with (the kernel leaves them as they were until it returns). False when
- * the filters turn the call away. */
+/* exit_only: the call's start, from the user registers it was made with
+ * (the kernel leaves them as they were until it returns). False when the
+ * filters turn the call away. */
 static __always_inline bool call_args(struct syscall_exit *ctx, struct start *s)
 {
 	struct pt_regs *regs;
-	struct open_how how;
-	u64 arg[4];
+	u32 call = ctx->nr == NR_OPEN ? CALL_OPEN :
+		   ctx->nr == NR_OPENAT2 ? CALL_OPENAT2 : CALL_OPENAT;
 
 	if (!should_trace())
 		return false;
-	/* all four, whichever call: loads from regs in branches would be
-	 * merged by clang with those from how, which the verifier refuses */
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	arg[0] = PT_REGS_PARM1_SYSCALL(regs);
-	arg[1] = PT_REGS_PARM2_SYSCALL(regs);
-	arg[2] = PT_REGS_PARM3_SYSCALL(regs);
-	arg[3] = PT_REGS_PARM4_SYSCALL(regs);
-	if (ctx->nr == NR_OPEN) {
-		s->call = CALL_OPEN;
-		s->dfd = AT_FDCWD;
-		s->filename = (const char *)arg[0];
-		s->flags = arg[1];
-		s->mode = arg[2];
-	} else if (ctx->nr == NR_OPENAT2) {
-		s->call = CALL_OPENAT2;
-		s->dfd = arg[0];
-		s->filename = (const char *)arg[1];
-		if (bpf_probe_read_user(&how, sizeof(how), (void *)arg[2]))
-			how.flags = how.mode = 0;
-		s->flags = how.flags;
-		s->mode = how.mode;
-	} else {
-		s->call = CALL_OPENAT;
-		s->dfd = arg[0];
-		s->filename = (const char *)arg[1];
-		s->flags = arg[2];
-		s->mode = arg[3];
-	}
-	return !flags_mask || s->flags & flags_mask;
+	return start_of(s, call, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs),
+			PT_REGS_PARM3_SYSCALL(regs), PT_REGS_PARM4_SYSCALL(regs));
 }
 
 /* The absolute path for -F, appended to e->buf after the path as passed. */
