@@ -5,6 +5,6 @@ A tool subclasses Tool (tool.py) and declares its columns with Column
 """
 from .errors import SnoopError, UsageError
 from .output import Column, kstr
-from .tool import Tool, millis
+from .tool import Refused, Tool, millis
 
-__all__ = ["Column", "SnoopError", "Tool", "UsageError", "kstr", "millis"]
+__all__ = ["Column", "Refused", "SnoopError", "Tool", "UsageError", "kstr", "millis"]

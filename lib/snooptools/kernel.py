@@ -1,6 +1,7 @@
 """What this kernel and this process can do: privileges, BTF, tracefs,
 tracepoints, program and map types. Probe features, never versions."""
 import ctypes
+import functools
 import os
 
 from .errors import SnoopError
@@ -139,8 +140,10 @@ def prefer(env, best, fallback, available, missing):
     return use
 
 
+@functools.cache
 def tracing_helper(func_id):
-    """Tracepoint programs may call helper func_id (the probe loads one)."""
+    """Tracepoint programs may call helper func_id (the probe loads one, so
+    each is probed once per run, however many ask)."""
     from . import libbpf
     return libbpf.load().libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, func_id, None) == 1
 
