@@ -3,10 +3,12 @@
 The kernel program is the one definition of an event: the layout of its
 ``struct event`` and the offsets of its ``.rodata`` knobs come from the
 object's own type information, never from a second definition kept by hand
-in Python. A Layout unpacks raw event bytes into a dict with one struct.Struct
-call; nested structs are flattened into the parent's names.
+in Python. A Layout makes the function that turns raw event bytes into a
+driver's values, with one struct.Struct call; nested structs are flattened
+into the parent's names.
 """
 import ctypes
+import re
 import struct
 
 from . import libbpf
@@ -128,7 +130,8 @@ class TypeInfo:
 
 
 class Layout:
-    """How one BPF struct's bytes become a dict.
+    """How one BPF struct's bytes become values: function() makes a
+    driver's decoder, unpack() a dict of every field.
 
     Char arrays come out as bytes (decode them with output.kstr), other
     arrays as tuples, integers, enums, bools and pointers as ints.
@@ -143,31 +146,38 @@ class Layout:
         # only as long as its contents: that last member is sliced from the
         # record as it came, not unpacked from a padded copy.
         self.tail, self.tail_off = tail, tail_off
-        self.unpack = self._compile()
+        names = self.names + ([tail] if tail else [])
+        decode = self.function("return {%s}" % ", ".join("%r: f_%s" % (n, n) for n in names), {})
+        self.unpack = lambda data: decode(data, 0, len(data))
 
-    def _compile(self):
-        """unpack(data) -> a dict of one record, as straight-line code: one
-        struct call, then one dict display naming each field (a third
-        faster than building the dict in a loop; this runs per event). A
-        record shorter than the struct is padded with zeros, except its
-        tail, which is only what was sent."""
-        items, i = [], 0
+    def function(self, body, scope):
+        """handle(data, start, end), made for this struct: its fields from
+        data[start:end] in locals named f_<field>, then body (Python source,
+        with scope as its globals). Only the fields body names are made, and
+        all in straight-line code: one struct call, no dict, no loop (this
+        runs per event). A record shorter than the struct is padded with
+        zeros, except its tail, which is only what was sent."""
+        used = set(re.findall(r"\bf_(\w+)", body))
+        lines, values, i = [], [], 0
         for name in self.names:
             n = self.groups.get(name, 1)
-            items.append("%r: v%d" % (name, i) if n == 1 else
-                         "%r: (%s)" % (name, "".join("v%d, " % j for j in range(i, i + n))))
+            here = ["v%d" % j for j in range(i, i + n)]
+            values.extend(here)
+            if name in used:
+                lines.append("f_%s = %s" % (name, here[0] if n == 1 else
+                                            "(%s,)" % ", ".join(here)))
             i += n
-        if self.tail:
-            items.append("%r: bytes(data[%d:])" % (self.tail, self.tail_off))
-        source = ("def unpack(data):\n"
-                  "    if len(data) < size:\n"
-                  "        data = bytes(data) + bytes(size - len(data))\n"
-                  "    %s = unpack_from(data)\n"
-                  "    return {%s}\n" % ("".join("v%d, " % j for j in range(i)) or "_",
-                                        ", ".join(items)))
-        scope = {"size": self.struct.size, "unpack_from": self.struct.unpack_from}
+        if self.tail in used:
+            lines.append("f_%s = bytes(data[start + %d:end])" % (self.tail, self.tail_off))
+        if values:
+            lines.insert(0, "%s, = unpack_from(data, start)" % ", ".join(values))
+        source = ("def handle(data, start, end):\n"
+                  "    if end - start < size:\n"
+                  "        data, start, end = bytes(data[start:end]).ljust(size, b'\\0'), 0, size\n"
+                  "%s") % "".join("    %s\n" % line for line in lines + body.splitlines())
+        scope = dict(scope, size=self.struct.size, unpack_from=self.struct.unpack_from)
         exec(source, scope)
-        return scope["unpack"]
+        return scope["handle"]
 
     @classmethod
     def from_btf(cls, info, type_name):

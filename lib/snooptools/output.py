@@ -185,19 +185,22 @@ def _shape_encoder(rec, generic):
     missing key or a str slot holding something else raises, and int and
     float slots check their type (%d would print a bool as 1, a float cut)."""
     from json.encoder import encode_basestring
-    parts, names, values, checks = [], [], [], []
+    parts, names, values, ints, floats = [], [], [], [], []
     for i, (key, value) in enumerate(rec.items()):
         name = "v%d" % i
         names.append("%s = r[%r]" % (name, key))
         kind = type(value)
         if kind is int or kind is float:
-            spec = "%d" if kind is int else "%r"
-            checks.append("type(%s) is %s" % (name, kind.__name__))
+            # ts to the microsecond: all that the clock's offset can tell
+            spec = "%d" if kind is int else "%.6f" if key == "ts" else "%r"
+            (ints if kind is int else floats).append("type(%s)" % name)
             values.append(name)
         else:
             spec = "%s"
             values.append("%s(%s)" % ("text" if kind is str else "generic", name))
         parts.append(encode_basestring(key).replace("%", "%%") + ":" + spec)
+    checks = ["int is " + " is ".join(ints)] if ints else []
+    checks += ["float is " + " is ".join(floats)] if floats else []
     src = ("def encode(r):\n"
            "    if len(r) != %d:\n"
            "        return None\n"

@@ -101,10 +101,26 @@ class Tool:
     # text_rows(rec): the records of rec's text lines, when one event is
     # several lines in text mode (and one object in JSON)
 
-    def record(self, e, rec):
+    def record(self, rec):
         """Add the tool's keys to rec (which has ts, pid, tid, uid, comm) from
-        the decoded event e; return rec, or None to drop the event."""
+        the event's fields, which a driver asks for by naming them as this
+        method's parameters after rec (a trailing _ keeps a field named like
+        a builtin from hiding it: bytes_ is the field bytes). Return rec, or
+        None to drop the event."""
         return rec
+
+    def record_fields(self, layout):
+        """The event fields record() asks for, in the order it takes them."""
+        code = self.record.__code__
+        known = set(layout.names + [layout.tail])
+        fields = []
+        for param in code.co_varnames[2:code.co_argcount]:
+            field = param if param in known else param[:-1]
+            if not param.endswith("_") and field != param or field not in known:
+                raise SnoopError("%s: record() asks for %r, which its struct event lacks"
+                                 % (self.name, param), "rebuild the BPF object (make)")
+            fields.append(field)
+        return fields
 
     # -- the machinery --------------------------------------------------------
     def parser(self):
@@ -269,27 +285,14 @@ class Tool:
         return output.TextWriter(cols + self.columns(args), sys.stdout, self.text_rows)
 
     def poll(self, obj, buf, args):
-        clock = self.clock
         out = self.writer(args)
         summary = output.Summary(self.summary_key, self.summary_header) if args.summary else None
-        layout = obj.layout("event")
-        unpack, offset, record, write = layout.unpack, clock.offset, self.record, out.write
-        comms = {}      # a few names recur: decode each once
-
-        def handle(data):
-            e = unpack(data)
-            raw = e["comm"]
-            comm = comms.get(raw)
-            if comm is None:
-                if len(comms) > 4096:
-                    comms.clear()
-                comm = comms[raw] = kstr(raw)
-            rec = record(e, {"ts": e["ts_ns"] / 1e9 + offset, "pid": e["pid"], "tid": e["tid"],
-                             "uid": e["uid"], "comm": comm})
-            if rec is not None:
-                if summary is not None:
-                    summary.add(rec)
-                write(rec)
+        emit = out.write
+        if summary is not None:
+            def emit(rec):
+                summary.add(rec)
+                out.write(rec)
+        handle = self.handler(obj.layout("event"), emit)
 
         # From here on Ctrl-C and SIGTERM end tracing between drains, never
         # inside one: an exception raised mid-drain would leave records
@@ -334,6 +337,29 @@ class Tool:
             stream.write(summary.render(lost_seen))
             stream.flush()
         return 0
+
+    def handler(self, layout, emit):
+        """handle(data, start, end): the record of one event, from its bytes
+        to emit(), as one function made for this tool's struct event and
+        record() (Layout.function): no dict of the event's fields is made,
+        and record() gets the fields it names as its arguments."""
+        comms = {}      # a few names recur: decode each once
+
+        def new_comm(raw):
+            if len(comms) > 4096:
+                comms.clear()
+            comm = comms[raw] = kstr(raw)
+            return comm
+
+        body = ("comm = comms.get(f_comm)\n"
+                "if comm is None:\n"
+                "    comm = new_comm(f_comm)\n"
+                "rec = record({'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
+                "              'uid': f_uid, 'comm': comm}%s)\n"
+                "if rec is not None:\n"
+                "    emit(rec)\n") % "".join(", f_" + f for f in self.record_fields(layout))
+        return layout.function(body, {"comms": comms, "new_comm": new_comm, "emit": emit,
+                                      "record": self.record, "offset": self.clock.offset})
 
     @staticmethod
     def _report_lost(buf, seen):

@@ -1,8 +1,9 @@
 """Events from the kernel: a BPF ring buffer, or a perf buffer where the
 kernel has no ring buffer (or SNOOPTOOLS_BUFFER=perf forces one). Both give
-the same API: wait(timeout) then drain(handle), with lost() counting every
-event the kernel side could not deliver (both count failed writes in the
-BPF program's lost_events map).
+the same API: wait(timeout), then drain(handle), which calls
+handle(data, start, end) per record; lost() counts every event the kernel
+side could not deliver (both count failed writes in the BPF program's
+lost_events map).
 
 The ring buffer is read straight from its memory map, not through libbpf's
 callbacks: one Python call per record, no ctypes transition. Its data pages
@@ -70,11 +71,13 @@ class RingReader:
         self._size = size
 
     def drain(self, handle):
-        """Call handle(record) for each committed record, a memoryview (or
-        bytes, if it wrapped); returns the count. A record is valid only
-        during its call. Space is given back to the kernel every RELEASE_EVERY
-        records, not once per drain: a drain of a full ring takes a while, and
-        the writer must not find the ring full of records already read."""
+        """Call handle(data, start, end) for each committed record, which is
+        data[start:end]: data is the ring's memory (or, for a record that
+        wrapped, bytes joined from its two parts), valid only during the
+        call; no slice is made per record. Returns the count. Space is given
+        back to the kernel every RELEASE_EVERY records, not once per drain:
+        a drain of a full ring takes a while, and the writer must not find
+        the ring full of records already read."""
         consumer, data, hdr, size = self._cons, self._data, self._hdr, self._size
         mask, busy, discard, length_mask = size - 1, BUSY_BIT, DISCARD_BIT, LENGTH_MASK
         every = RELEASE_EVERY - 1
@@ -96,9 +99,9 @@ class RingReader:
                     start = off + HDR_SIZE
                     end = start + length
                     if end <= size:
-                        handle(data[start:end])
+                        handle(data, start, end)
                     else:
-                        handle(bytes(data[start:]) + bytes(data[:end - size]))
+                        handle(bytes(data[start:]) + bytes(data[:end - size]), 0, length)
                     n += 1
                     if not n & every:
                         consumer[0] = cons + step
@@ -186,7 +189,7 @@ class PerfBuffer:
     def drain(self, handle):
         records, self._records = self._records, []
         for rec in records:
-            handle(rec)
+            handle(rec, 0, len(rec))
         return len(records)
 
     def lost(self):

@@ -10,6 +10,7 @@ import sys
 
 from snooptools import Column, Tool
 from snooptools import output
+from snooptools.btf import Layout
 from snooptools.tool import POLL_SECONDS
 
 
@@ -57,23 +58,21 @@ class Buffer:
             if pid is None:
                 ctrl_c()
             else:
-                handle(pid)
+                data = EVENT.struct.pack(0, pid, pid, 0, b"x")
+                handle(data, 0, len(data))
         return len(pids)
 
     def lost(self):
         return self.lost_now
 
 
-class Layout:
-    @staticmethod
-    def unpack(pid):
-        return {"ts_ns": 0, "pid": pid, "tid": pid, "uid": 0, "comm": b"x\0"}
+EVENT = Layout(["ts_ns", "pid", "tid", "uid", "comm"], "=QIII16s", {}, 36)   # struct task_head
 
 
 class Obj:
     @staticmethod
     def layout(name):
-        return Layout
+        return EVENT
 
 
 class Probe(Tool):

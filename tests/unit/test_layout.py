@@ -55,10 +55,14 @@ def decode(tool, cls_name, argv, **fields):
     t = getattr(mod, cls_name)()
     args = t.parser().parse_args(argv)
     t.configure(_NoKnobs(), args)
-    lay = layout(tool)
+    return record(t, layout(tool), **fields)
+
+
+def record(t, lay, **fields):
+    """t.record() of an event with these fields, as the poll loop calls it."""
     e = lay.unpack(pack(lay, **fields))
-    return t.record(e, {"ts": 0.0, "pid": e["pid"], "tid": e["tid"], "uid": e["uid"],
-                        "comm": "x"})
+    rec = {"ts": 0.0, "pid": e["pid"], "tid": e["tid"], "uid": e["uid"], "comm": "x"}
+    return t.record(rec, *[e[f] for f in t.record_fields(lay)])
 
 
 class _NoKnobs:

@@ -98,5 +98,6 @@ def test_json_records_of_changing_shapes_each_encoded_exactly():
     w.flush()
     lines = out.getvalue().splitlines()
     assert [json.loads(x) for x in lines] == records
-    assert lines[1] == '{"ts":2.25,"fd":true,"path":"/b","args":[]}'
-    assert lines[2] == '{"ts":3.0,"fd":2.75,"path":"/c","args":null}'
+    # ts to the microsecond, other floats as repr() has them
+    assert lines[1] == '{"ts":2.250000,"fd":true,"path":"/b","args":[]}'
+    assert lines[2] == '{"ts":3.000000,"fd":2.75,"path":"/c","args":null}'

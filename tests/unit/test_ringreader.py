@@ -31,7 +31,8 @@ class Ring:
 
 def drain(ring):
     got = []
-    n = RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda m: got.append(bytes(m)))
+    n = RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(
+        lambda data, start, end: got.append(bytes(data[start:end])))
     assert n == len(got)
     return got
 
@@ -96,6 +97,6 @@ def test_space_is_given_back_during_a_long_drain(monkeypatch):
     for i in range(5):
         ring.put(b"%d" % i)            # 16 bytes each
     seen = []
-    RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda m: seen.append(ring.cons))
+    RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda *_: seen.append(ring.cons))
     assert seen == [0, 0, 32, 32, 64]
     assert ring.cons == ring.prod == 80

@@ -3,15 +3,15 @@ threads rarely show."""
 import os
 
 from snooptools.elf import Elf, Symbolizer
-from test_layout import layout, pack, tool_module
+from test_layout import layout, tool_module
+from test_layout import record as tool_record
 
 
 def record(argv, **fields):
     t = tool_module("threadsnoop").ThreadSnoop()
     args = t.parser().parse_args(argv)
     t.all, t.symbols = args.all, Symbolizer()     # what configure() sets
-    e = layout("threadsnoop").unpack(pack(layout("threadsnoop"), **fields))
-    return t.record(e, {"ts": 0.0, "pid": e["pid"], "tid": e["tid"], "uid": 0, "comm": "x"})
+    return tool_record(t, layout("threadsnoop"), **fields)
 
 
 def libc():
