@@ -79,8 +79,8 @@ class RingReader:
         a drain of a full ring takes a while, and the writer must not find
         the ring full of records already read."""
         consumer, data, hdr, size = self._cons, self._data, self._hdr, self._size
-        mask, busy, discard, length_mask = size - 1, BUSY_BIT, DISCARD_BIT, LENGTH_MASK
-        every = RELEASE_EVERY - 1
+        mask, busy, flags = size - 1, BUSY_BIT, BUSY_BIT | DISCARD_BIT
+        every, length_mask, hdr_size, pad = RELEASE_EVERY - 1, LENGTH_MASK, HDR_SIZE, HDR_SIZE + 7
         cons = consumer[0]
         n = 0
         while True:
@@ -90,22 +90,20 @@ class RingReader:
             while cons < prod:
                 off = cons & mask
                 head = hdr[off >> 2]
-                if head & busy:             # reserved, not yet committed
-                    consumer[0] = cons
-                    return n
-                length = head & length_mask
-                step = (length + HDR_SIZE + 7) & ~7
-                if not head & discard:
-                    start = off + HDR_SIZE
-                    end = start + length
+                if not head & flags:        # committed: head is the length
+                    start = off + hdr_size
+                    end = start + head
                     if end <= size:
                         handle(data, start, end)
                     else:
-                        handle(bytes(data[start:]) + bytes(data[:end - size]), 0, length)
+                        handle(bytes(data[start:]) + bytes(data[:end - size]), 0, head)
                     n += 1
                     if not n & every:
-                        consumer[0] = cons + step
-                cons += step
+                        consumer[0] = cons + ((head + pad) & ~7)
+                elif head & busy:           # reserved, not yet committed
+                    consumer[0] = cons
+                    return n
+                cons += ((head & length_mask) + pad) & ~7
             consumer[0] = cons
 
     def release(self):
