@@ -7,7 +7,9 @@ import struct
 import pytest
 
 from helpers import ROOT
+from snooptools import SnoopError, Tool
 from snooptools.bpfobject import BPFObject, object_path
+from snooptools.btf import Layout
 
 
 def tool_module(name):
@@ -106,3 +108,46 @@ def test_execsnoop_accepts_bcc_flags():
         ["-T", "-t", "-x", "-q", "-n", "a", "-l", "b", "-U", "-C", "-M", "-P", "1", "-u", "root",
          "--max-args", "5"])
     assert (args.time, args.timestamp, args.uid, args.ppid, args.max_args) == (True, True, 0, 1, 5)
+
+
+class _Fields(Tool):
+    name = "fields"
+
+    def record(self, rec, ret, bytes_, name):
+        rec.update(ret=ret, nbytes=bytes_, name=name)
+        return rec
+
+
+def test_record_asks_for_fields_by_its_parameter_names():
+    lay = Layout(["ret", "bytes"], "=iI", {}, 8, tail="name", tail_off=8)
+    assert _Fields().record_fields(lay) == ["ret", "bytes", "name"]
+    other = Layout(["ret", "len"], "=iI", {}, 8)
+    with pytest.raises(SnoopError, match="'bytes_'"):
+        _Fields().record_fields(other)
+
+
+def test_handler_reads_each_record_where_the_buffer_has_it():
+    """The ring hands over its whole memory and where a record lies in it:
+    fields come from there, the tail ends where the record does, and a
+    record cut short inside the fixed part (here after uid) reads as zeros."""
+    lay = layout("opensnoop")
+    t = tool_module("opensnoop").OpenSnoop()
+    t.name_filter, t.clock = None, _Clock()
+    got = []
+    handle = t.handler(lay, got.append)
+    one = pack(lay, ts_ns=2_500_000_000, pid=7, tid=8, uid=9, comm=b"cat", ret=3, call=1,
+               path_len=5, buf=b"/etc\0")
+    two = pack(lay, pid=10, tid=10, comm=b"ls", ret=-13, call=0, path_len=2, buf=b"x\0")
+    ring = b"junk" + one + two + b"more"
+    handle(ring, 4, 4 + len(one))
+    handle(ring, 4 + len(one), 4 + len(one) + len(two))
+    handle(memoryview(two)[:20], 0, 20)
+    assert [(r["ts"], r["pid"], r["tid"], r["uid"], r["comm"], r["call"], r["path"], r["fd"],
+             r["err"]) for r in got] == [
+        (102.5, 7, 8, 9, "cat", "openat", "/etc", 3, 0),
+        (100.0, 10, 10, 0, "ls", "open", "x", -1, 13),
+        (100.0, 10, 10, 0, "", "open", "", 0, 0)]
+
+
+class _Clock:
+    offset = 100.0
