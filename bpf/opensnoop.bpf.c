@@ -54,7 +54,6 @@ struct event {
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
-SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 /* A call's start from its first four arguments, however they were read:
  * the entry tracepoint's fields, or (exit_only) the registers the call was

@@ -69,7 +69,6 @@ struct event {
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
-SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 static __always_inline int enter(u32 call, s32 sock_fd, u64 msg, u32 vlen)
 {

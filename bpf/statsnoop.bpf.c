@@ -52,7 +52,6 @@ struct event {
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
-SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 static __always_inline int enter(u16 call, u16 kind, s32 fd, const char *filename, u64 flags)
 {

@@ -47,7 +47,6 @@ struct event {
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
-SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 static __always_inline int enter(u32 call, s32 fd, u64 addr, u64 len, u64 off, u64 flags)
 {

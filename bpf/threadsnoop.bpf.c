@@ -37,7 +37,6 @@ struct event {
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
-SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 /* Send an event for the start routine func (0: unknown), placed in its file. */
 static __always_inline void report(void *ctx, u64 func, u32 new_tid)

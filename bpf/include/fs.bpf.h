@@ -49,72 +49,118 @@ vma_info_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_inf
 	bpf_find_vma(bpf_get_current_task_btf(), (addr), vma_info_of, (v), 0)
 
 struct path_walk {
-	/* Loaded back from map memory these are unknown values to the verifier,
-	 * which lets the states of different loop iterations merge. */
-	volatile u32 off, depth;
+	/* where the walk up has got to */
+	struct dentry *d;
+	struct vfsmount *vmnt;
+	struct mount *mnt;
+	u32 off, depth;
+	bool done;
 	const unsigned char *names[PATH_DEPTH];
 	char buf[PATH_BUF + NAME_LEN];
 };
 
+SNOOP_SCRATCH(walk_heap, struct path_walk);
+
 /*
- * Write the absolute path of (dentry, vfsmnt) into w->buf, NUL-terminated,
- * crossing mount points up to the task's root mount. Returns the length
- * without the NUL; sets *truncated when the walk or the buffer ran out, in
- * which case the path lacks its leading components.
+ * The steps of build_path()'s two loops are global functions, each checked
+ * by the verifier once, on its own: inlined, every step was checked again
+ * for each iteration of each loop that could reach it (tens of thousands of
+ * instructions, 40-80 ms of a tool's start). They keep the walk's state in
+ * this CPU's walk_heap, where build_path() put it.
+ */
+
+/* Go one step up from w->d, crossing into the parent mount at a mount's
+ * root; nonzero when the walk is over (w->done if it reached the root). */
+__noinline int path_walk_up(void)
+{
+	struct path_walk *w = scratch(&walk_heap);
+	struct dentry *d, *parent;
+	struct vfsmount *vmnt;
+	struct mount *mnt, *up;
+	u32 depth;
+
+	if (!w)
+		return 1;
+	/* plain loads first: inside BPF_CORE_READ, w->... would be relocated too */
+	d = w->d;
+	vmnt = w->vmnt;
+	mnt = w->mnt;
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == BPF_CORE_READ(vmnt, mnt_root) || d == parent) {
+		up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt || !up) {
+			w->done = true;
+			return 1;
+		}
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		w->vmnt = &up->mnt;
+		return 0;
+	}
+	depth = w->depth;
+	if (depth >= PATH_DEPTH)
+		return 1;
+	w->names[depth] = BPF_CORE_READ(d, d_name.name);
+	w->depth = depth + 1;
+	w->d = parent;
+	return 0;
+}
+
+/* Append "/" and name i of the walk to w->buf; nonzero when it no longer
+ * fits. */
+__noinline int path_walk_append(u32 i)
+{
+	struct path_walk *w = scratch(&walk_heap);
+	u32 off;
+	long n;
+
+	if (!w)
+		return 1;
+	off = w->off;
+	if (off > PATH_BUF - NAME_LEN - 1)
+		return 1;
+	w->buf[off] = '/';
+	n = bpf_probe_read_kernel_str(&w->buf[off + 1], NAME_LEN, w->names[i & (PATH_DEPTH - 1)]);
+	w->off = off + (n > 1 ? n : 1);
+	return 0;
+}
+
+/*
+ * Write the absolute path of (dentry, vfsmnt) into w->buf (w is this CPU's
+ * walk_heap), NUL-terminated, crossing mount points up to the task's root
+ * mount. Returns the length without the NUL; sets *truncated when the walk
+ * or the buffer ran out, in which case the path lacks its leading components.
  */
 static __always_inline u32 build_path(struct path_walk *w, struct dentry *d,
 				      struct vfsmount *vmnt, bool *truncated)
 {
-	struct mount *mnt = container_of(vmnt, struct mount, mnt);
-	u32 depth = 0, off = 0;
-	bool done = false;
+	u32 depth, off;
 
-	for (int i = 0; i < PATH_DEPTH * 2 && depth < PATH_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		struct dentry *root = BPF_CORE_READ(vmnt, mnt_root);
-
-		if (d == root || d == parent) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (up == mnt || !up) {
-				done = true;
-				break;
-			}
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			vmnt = &up->mnt;
-			continue;
-		}
-		w->names[depth & (PATH_DEPTH - 1)] = BPF_CORE_READ(d, d_name.name);
-		w->depth = depth + 1;
-		depth = w->depth & (2 * PATH_DEPTH - 1);
-		d = parent;
-	}
-	*truncated = !done;
-	/* forget which iteration the walk ended in, so the verifier checks the
-	 * loop below once rather than once per ending */
-	w->depth = depth;
-	depth = w->depth & (2 * PATH_DEPTH - 1);
+	w->d = d;
+	w->vmnt = vmnt;
+	w->mnt = container_of(vmnt, struct mount, mnt);
+	w->off = w->depth = 0;
+	w->done = false;
+	for (int i = 0; i < PATH_DEPTH * 2; i++)
+		if (path_walk_up())
+			break;
+	*truncated = !w->done;
+	depth = w->depth;
 	if (!depth) {
 		w->buf[0] = '/';
 		w->buf[1] = 0;
 		return 1;
 	}
 	for (int i = PATH_DEPTH - 1; i >= 0; i--) {
-		long n;
-
 		if ((u32)i >= depth)
 			continue;
-		if (off > PATH_BUF - NAME_LEN - 1) {
+		if (path_walk_append(i)) {
 			*truncated = true;
 			break;
 		}
-		w->buf[off] = '/';
-		n = bpf_probe_read_kernel_str(&w->buf[off + 1], NAME_LEN, w->names[i]);
-		w->off = off + (n > 1 ? n : 1);
-		off = w->off & (PATH_BUF - 1);
 	}
-	w->buf[BOUND(off, PATH_BUF - 1)] = 0;
+	off = w->off & (PATH_BUF - 1);
+	w->buf[off] = 0;
 	return off;
 }
 

@@ -116,6 +116,40 @@ def test_full_path_from_chdir_child_and_dirfd(files):
     assert ("f", sub + "/f", 0) in paths                       # dirfd-relative success
 
 
+@pytest.fixture
+def mounted(files):
+    """files/mnt: a tmpfs, holding a/b/f."""
+    import subprocess
+    mnt = files / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "snoop", str(mnt)], check=True)
+    try:
+        (mnt / "a" / "b").mkdir(parents=True)
+        (mnt / "a" / "b" / "f").write_text("x")
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_full_path_crosses_mounts_and_marks_a_walk_cut_short(files, mounted):
+    """The dentry walk climbs from the tmpfs's root into the mount it sits
+    on; a path deeper than the walk goes (32 components) keeps its last
+    components and says it was cut."""
+    deep = mounted.joinpath(*["d%d" % i for i in range(40)])
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    script = ("import os; os.chdir(%r); os.close(os.open('b/f', os.O_RDONLY)); "
+              "os.chdir(%r); os.close(os.open('f', os.O_RDONLY))") % (str(mounted / "a"),
+                                                                      str(deep))
+    child = held_child("%s -c %s" % (PYTHON, _sh_quote(script)))
+    with Tracer("opensnoop", "-F", "-p", str(child.pid)) as t:
+        release(child)
+    got = {e["path_as_passed"]: (e["path"], e["path_truncated"]) for e in t.events
+           if e.get("path_as_passed") in ("b/f", "f")}
+    assert got["b/f"] == (str(mounted / "a/b/f"), False)
+    assert got["f"] == ("/" + "/".join(["d%d" % i for i in range(40 - 31, 40)] + ["f"]), True)
+
+
 def test_path_prefix_filter_in_kernel(files):
     child = held_child(OPENER + "%s/present /etc/hostname" % files)
     with Tracer("opensnoop", "-p", str(child.pid), "--path", str(files)) as t:
