@@ -62,11 +62,12 @@ struct path_walk {
 SNOOP_SCRATCH(walk_heap, struct path_walk);
 
 /*
- * The steps of build_path()'s two loops are global functions, each checked
- * by the verifier once, on its own: inlined, every step was checked again
- * for each iteration of each loop that could reach it (tens of thousands of
- * instructions, 40-80 ms of a tool's start). They keep the walk's state in
- * this CPU's walk_heap, where build_path() put it.
+ * build_path()'s two loops, and each step of them, are global functions:
+ * the verifier checks each once, on its own. Inlined, every step was checked
+ * again for each iteration of each loop that could reach it, in the state of
+ * the program around it (tens of thousands of instructions, 40-80 ms of a
+ * tool's start). They keep the walk's state in this CPU's walk_heap, where
+ * build_path() put it.
  */
 
 /* Go one step up from w->d, crossing into the parent mount at a mount's
@@ -125,6 +126,36 @@ __noinline int path_walk_append(u32 i)
 	return 0;
 }
 
+/* The walk up from w->d, its names left in w->names (w->depth of them). */
+__noinline int path_walk_names(void)
+{
+	for (int i = 0; i < PATH_DEPTH * 2; i++)
+		if (path_walk_up())
+			break;
+	return 0;
+}
+
+/* The names joined into w->buf, from the top down; nonzero when they did
+ * not all fit. */
+__noinline int path_walk_join(void)
+{
+	struct path_walk *w = scratch(&walk_heap);
+	u32 depth;
+
+	if (!w)
+		return 1;
+	depth = w->depth;
+	/* up to depth, and out at once: a loop that went on past the names
+	 * would be checked twice per turn (with and without a name added) */
+	for (u32 k = 0; k < PATH_DEPTH; k++) {
+		if (k >= depth)
+			break;
+		if (path_walk_append(depth - 1 - k))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Write the absolute path of (dentry, vfsmnt) into w->buf (w is this CPU's
  * walk_heap), NUL-terminated, crossing mount points up to the task's root
@@ -134,31 +165,22 @@ __noinline int path_walk_append(u32 i)
 static __always_inline u32 build_path(struct path_walk *w, struct dentry *d,
 				      struct vfsmount *vmnt, bool *truncated)
 {
-	u32 depth, off;
+	u32 off;
 
 	w->d = d;
 	w->vmnt = vmnt;
 	w->mnt = container_of(vmnt, struct mount, mnt);
 	w->off = w->depth = 0;
 	w->done = false;
-	for (int i = 0; i < PATH_DEPTH * 2; i++)
-		if (path_walk_up())
-			break;
+	path_walk_names();
 	*truncated = !w->done;
-	depth = w->depth;
-	if (!depth) {
+	if (!w->depth) {
 		w->buf[0] = '/';
 		w->buf[1] = 0;
 		return 1;
 	}
-	for (int i = PATH_DEPTH - 1; i >= 0; i--) {
-		if ((u32)i >= depth)
-			continue;
-		if (path_walk_append(i)) {
-			*truncated = true;
-			break;
-		}
-	}
+	if (path_walk_join())
+		*truncated = true;
 	off = w->off & (PATH_BUF - 1);
 	w->buf[off] = 0;
 	return off;
