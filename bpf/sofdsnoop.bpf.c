@@ -172,37 +172,52 @@ static long name_fd(u64 i, void *unused)
 	return 0;
 }
 
-/* Collect the SCM_RIGHTS fds of the control buffer [control, control + len)
- * in user memory into e. */
-static __always_inline void collect_fds(struct event *e, u64 control, u64 len)
+/* Append the k fds at src in user memory to this CPU's event; nonzero when
+ * not all of them fit. */
+__noinline int append_fds(u64 src, u32 k)
 {
+	struct event *e = scratch(&heap);
+	u32 j;
+
+	if (!e)
+		return 0;
+	for (j = 0; j < MAX_FDS && j < k; j++) {
+		if (e->nfds >= MAX_FDS)
+			break;
+		bpf_probe_read_user(&e->fds[BOUND(e->nfds, MAX_FDS - 1)], sizeof(int),
+				    (void *)(src + j * sizeof(int)));
+		e->nfds++;
+	}
+	return j < k;
+}
+
+/* Collect the SCM_RIGHTS fds of the control buffer [control, control + len)
+ * in user memory into this CPU's event. A global function, as is
+ * append_fds(): the verifier checks each once, on its own, not once per turn
+ * of the loop around it in each state of the program around that. */
+__noinline int collect_fds(u64 control, u64 len)
+{
+	struct event *e = scratch(&heap);
 	u64 off = 0;
 	int c;
 
+	if (!e)
+		return 0;
 	for (c = 0; c < MAX_CMSGS; c++) {
 		struct cmsghdr h;
-		u32 k, j;
 
 		if (off + sizeof(h) > len || bpf_probe_read_user(&h, sizeof(h), (void *)(control + off)))
-			return;
+			return 0;
 		if (h.cmsg_len < sizeof(h) || h.cmsg_len > len - off)
-			return;
-		if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
-			k = (h.cmsg_len - sizeof(h)) / sizeof(int);
-			for (j = 0; j < MAX_FDS && j < k; j++) {
-				if (e->nfds >= MAX_FDS)
-					break;
-				bpf_probe_read_user(&e->fds[BOUND(e->nfds, MAX_FDS - 1)], sizeof(int),
-						    (void *)(control + off + sizeof(h) + j * sizeof(int)));
-				e->nfds++;
-			}
-			if (j < k)
-				e->flags |= FD_TRUNCATED;
-		}
+			return 0;
+		if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS &&
+		    append_fds(control + off + sizeof(h), (h.cmsg_len - sizeof(h)) / sizeof(int)))
+			e->flags |= FD_TRUNCATED;
 		off += CMSG_ALIGN(h.cmsg_len);
 	}
 	if (off + sizeof(struct cmsghdr) <= len)
 		e->flags |= FD_TRUNCATED;
+	return 0;
 }
 
 static __always_inline bool is_recv(u32 call)
@@ -236,7 +251,7 @@ static long one_msg(u64 i, struct msgs *m)
 	e->flags = 0;
 	if (is_recv(m->s.call) && (h.msg_flags & MSG_CTRUNC))
 		e->flags |= FD_CTRUNC;
-	collect_fds(e, (u64)h.msg_control, h.msg_controllen);
+	collect_fds((u64)h.msg_control, h.msg_controllen);
 	/* a receive whose fds were all dropped still says so */
 	if (!e->nfds && !(e->flags & FD_CTRUNC))
 		return 0;
