@@ -11,7 +11,7 @@
  * for -F resolves the absolute path: from the returned descriptor on
  * success, else from the directory the call was relative to.
  */
-#include "fs.bpf.h"
+#include "path.bpf.h"
 
 #define FNAME_LEN	4096
 #define AT_FDCWD	-100

@@ -10,6 +10,7 @@
  * in the receiver. Each fd is resolved to its file there, in the calling
  * task's own table.
  */
+#include "path.bpf.h"
 #include "sock.bpf.h"
 
 #define MAX_FDS		16	/* fds collected per message; more: FD_TRUNCATED */

@@ -8,7 +8,7 @@
  * its page is resident) or, for the calls on a descriptor, resolves the file
  * behind it.
  */
-#include "fs.bpf.h"
+#include "path.bpf.h"
 
 #define AT_FDCWD	-100
 #define AT_EMPTY_PATH	0x1000

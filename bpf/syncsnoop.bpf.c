@@ -6,7 +6,7 @@
  * failed and latency filters, and resolves the file: the one behind the fd,
  * or for msync() the file mapped at the start address.
  */
-#include "fs.bpf.h"
+#include "path.bpf.h"
 
 const volatile bool failed_only = false;	/* -x */
 const volatile u64 min_ns = 0;			/* --min-ms */

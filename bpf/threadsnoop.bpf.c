@@ -11,7 +11,7 @@
  * surely exists: the file's path, device, inode and the routine's offset in
  * it, so that user space can name it even after the process has exited.
  */
-#include "fs.bpf.h"
+#include "path.bpf.h"
 
 #define CLONE_THREAD 0x00010000
 

@@ -248,6 +248,12 @@ class JsonWriter:
             line = shapes[0](rec)
             if line is not None:
                 return line
+        return self._generic(rec)
+
+    def _generic(self, rec):
+        """rec by the generic encoder, ts to the microsecond as in the shapes."""
+        if type(rec.get("ts")) is float:
+            rec["ts"] = round(rec["ts"], 6)
         return self._dumps(rec)
 
     def write(self, rec):
@@ -259,7 +265,7 @@ class JsonWriter:
                     rec[k] = json_safe(v)
                 elif isinstance(v, (list, tuple)):
                     rec[k] = [json_safe(x) if isinstance(x, str) else x for x in v]
-            line = self._dumps(rec)
+            line = self._generic(rec)
         self._pending.append(line)
 
     def flush(self):

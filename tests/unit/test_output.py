@@ -101,3 +101,7 @@ def test_json_records_of_changing_shapes_each_encoded_exactly():
     # ts to the microsecond, other floats as repr() has them
     assert lines[1] == '{"ts":2.250000,"fd":true,"path":"/b","args":[]}'
     assert lines[2] == '{"ts":3.000000,"fd":2.75,"path":"/c","args":null}'
+    # and the same from the generic encoder (past SHAPES shapes)
+    w.write({"ts": 1.23456789, "x%d" % JsonWriter.SHAPES: 0})
+    w.flush()
+    assert out.getvalue().splitlines()[-1] == '{"ts":1.234568,"x%d":0}' % JsonWriter.SHAPES
