@@ -11,7 +11,6 @@
 struct path_walk {
 	/* where the walk up has got to */
 	struct dentry *d;
-	struct vfsmount *vmnt;
 	struct mount *mnt;
 	u32 off, depth;
 	bool done;
@@ -36,7 +35,6 @@ __noinline int path_walk_up(void)
 {
 	struct path_walk *w = scratch(&walk_heap);
 	struct dentry *d, *parent;
-	struct vfsmount *vmnt;
 	struct mount *mnt, *up;
 	u32 depth;
 
@@ -44,10 +42,9 @@ __noinline int path_walk_up(void)
 		return 1;
 	/* plain loads first: inside BPF_CORE_READ, w->... would be relocated too */
 	d = w->d;
-	vmnt = w->vmnt;
 	mnt = w->mnt;
 	parent = BPF_CORE_READ(d, d_parent);
-	if (d == BPF_CORE_READ(vmnt, mnt_root) || d == parent) {
+	if (d == BPF_CORE_READ(mnt, mnt.mnt_root) || d == parent) {
 		up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt || !up) {
 			w->done = true;
@@ -55,7 +52,6 @@ __noinline int path_walk_up(void)
 		}
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = up;
-		w->vmnt = &up->mnt;
 		return 0;
 	}
 	depth = w->depth;
@@ -128,7 +124,6 @@ static __always_inline u32 build_path(struct path_walk *w, struct dentry *d,
 	u32 off;
 
 	w->d = d;
-	w->vmnt = vmnt;
 	w->mnt = container_of(vmnt, struct mount, mnt);
 	w->off = w->depth = 0;
 	w->done = false;

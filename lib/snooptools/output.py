@@ -8,12 +8,15 @@ them its own way: escaped as \\xNN in text, replaced in JSON.
 import time
 
 
-def kstr(raw):
-    """Kernel bytes up to the first NUL as str; invalid UTF-8 survives as
-    surrogate escapes."""
-    end = raw.find(b"\0")
-    if end >= 0:
-        raw = raw[:end]
+def kstr(raw, length=None):
+    """Kernel bytes as str: the first length of them, or (without a length)
+    those up to the first NUL. Invalid UTF-8 survives as surrogate escapes."""
+    if length is not None:
+        raw = raw[:length]
+    else:
+        end = raw.find(b"\0")
+        if end >= 0:
+            raw = raw[:end]
     return raw.decode("utf-8", "surrogateescape")
 
 

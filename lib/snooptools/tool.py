@@ -116,8 +116,8 @@ class Tool:
         known = set(layout.names + [layout.tail])
         fields = []
         for param in code.co_varnames[2:code.co_argcount]:
-            field = param if param in known else param[:-1]
-            if not param.endswith("_") and field != param or field not in known:
+            field = param if param in known or not param.endswith("_") else param[:-1]
+            if field not in known:
                 raise SnoopError("%s: record() asks for %r, which its struct event lacks"
                                  % (self.name, param), "rebuild the BPF object (make)")
             fields.append(field)

@@ -16,7 +16,6 @@ or after a short timeout, so events are batched yet never wait long.
 """
 import ctypes
 import mmap
-import os
 import select
 
 from . import kernel, libbpf

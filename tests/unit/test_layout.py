@@ -61,10 +61,13 @@ def decode(tool, cls_name, argv, **fields):
 
 
 def record(t, lay, **fields):
-    """t.record() of an event with these fields, as the poll loop calls it."""
-    e = lay.unpack(pack(lay, **fields))
-    rec = {"ts": 0.0, "pid": e["pid"], "tid": e["tid"], "uid": e["uid"], "comm": "x"}
-    return t.record(rec, *[e[f] for f in t.record_fields(lay)])
+    """t's record of an event with these fields (None if it drops it), made
+    the way the poll loop makes it."""
+    got = []
+    t.clock = _Clock()
+    data = pack(lay, **fields)
+    t.handler(lay, got.append)(data, 0, len(data))
+    return got[0] if got else None
 
 
 class _NoKnobs:
