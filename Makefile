@@ -81,9 +81,16 @@ test-vm: all ## the live tests in a VM on Debian 12's 6.1 kernel (TESTS= pytest 
 bench: bpf ## measure start-up, memory, overhead and lossless rate
 	$(PYTHON) scripts/bench
 
+# The installed tools' first line names the interpreter the library was
+# compiled with (the venv's base: the system's python3 after make deps), as
+# pip does for console scripts: not whatever python3 is first on PATH.
+RUNPYTHON = $(shell $(PYTHON) -c 'import sys; print(sys._base_executable)')
+
 install: all ## install tools, objects, library and man pages
 	install -d $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools $(DESTDIR)$(MANDIR)
-	install -m 0755 $(addprefix tools/,$(TOOLS)) $(DESTDIR)$(TOOLSDIR)/
+	$(Q)python=$(RUNPYTHON) && for t in $(TOOLS); do \
+		sed "1s|.*|#!$$python|" tools/$$t > $(DESTDIR)$(TOOLSDIR)/$$t && \
+		chmod 0755 $(DESTDIR)$(TOOLSDIR)/$$t || exit 1; done
 	install -m 0644 $(OBJS) $(DESTDIR)$(TOOLSDIR)/bpf/
 	install -m 0644 lib/snooptools/*.py $(DESTDIR)$(TOOLSDIR)/lib/snooptools/
 	$(PYTHON) -m compileall -q -d $(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR)/lib

@@ -1,6 +1,7 @@
 """What this kernel and this process can do: privileges, BTF, tracefs,
 tracepoints, program and map types. Probe features, never versions."""
 import ctypes
+import errno
 import functools
 import os
 
@@ -58,22 +59,43 @@ _tracefs = None
 
 
 def tracefs():
-    """The tracefs mount point, mounting tracefs when it is missing."""
+    """The tracefs mount point, mounting tracefs where a cold host has none
+    (a fresh boot, a container, a minimal VM: neither tracefs nor debugfs,
+    whose tracing directory would mount it on first use)."""
     global _tracefs
     if _tracefs:
         return _tracefs
     for path in TRACEFS:
-        if os.path.isdir(path + "/events"):
-            _tracefs = path
-            return path
+        try:
+            os.stat(path + "/events")
+        except PermissionError:
+            raise SnoopError("cannot read tracefs at " + path, os.strerror(errno.EACCES),
+                             "its files are root's: run as root, or add CAP_DAC_READ_SEARCH"
+                             ) from None
+        except OSError:
+            continue
+        _tracefs = path
+        return path
+    target = TRACEFS[0]
+    err = mount("tracefs", target, "tracefs")
+    if err:
+        raise SnoopError("tracefs is not mounted, and mounting it on %s failed" % target,
+                         os.strerror(err), "as root: mount -t tracefs tracefs " + target)
+    _tracefs = target
+    return target
+
+
+def mount(source, target, fstype, flags=0):
+    """mount(2); 0, or the errno of its failure."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_void_p]
-    if libc.mount(b"tracefs", TRACEFS[0].encode(), b"tracefs", 0, None) != 0:
-        err = ctypes.get_errno()
-        raise SnoopError("cannot mount tracefs on " + TRACEFS[0], os.strerror(err),
-                         "mount it: mount -t tracefs tracefs " + TRACEFS[0])
-    _tracefs = TRACEFS[0]
-    return _tracefs
+    # int mount(const char *source, const char *target, const char *filesystemtype,
+    #           unsigned long mountflags, const void *data);
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                           ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount.restype = ctypes.c_int
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None) != 0:
+        return ctypes.get_errno()
+    return 0
 
 
 def tracepoint_exists(category, name):

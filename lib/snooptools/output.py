@@ -98,12 +98,13 @@ class Clock:
 
 
 class TextWriter:
-    """Rows of columns. rows(rec), when given, turns one record into the
-    records of its lines (sofdsnoop: one line per passed fd)."""
+    """Rows of columns, written to a sink.Sink at each flush. rows(rec), when
+    given, turns one record into the records of its lines (sofdsnoop: one
+    line per passed fd)."""
 
-    def __init__(self, columns, stream, rows=None):
+    def __init__(self, columns, sink, rows=None):
         self.columns = columns
-        self.stream = stream
+        self.sink = sink
         self._rows = rows
         n = len(columns)
         self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
@@ -111,20 +112,20 @@ class TextWriter:
         self._pending = []
 
     def header(self):
-        self.stream.write((self._fmt % tuple(c.header for c in self.columns)).rstrip() + "\n")
-        self.stream.flush()
+        self.sink.write((self._fmt % tuple(c.header for c in self.columns)).rstrip() + "\n")
 
     def write(self, rec):
         if self._rows:
-            self._pending.extend(map(self._line, self._rows(rec)))
+            self._pending.append("".join(map(self._line, self._rows(rec))))
         else:
             self._pending.append(self._line(rec))
 
     def flush(self):
+        """Write the lines of the events since the last flush (one entry of
+        _pending each: what the sink counts when it cannot write them)."""
         if self._pending:
-            data, self._pending = "".join(self._pending), []
-            self.stream.write(data)
-        self.stream.flush()
+            lines, self._pending = self._pending, []
+            self.sink.write("".join(lines), lines)
 
 
 def _line_function(columns, fmt):
@@ -229,10 +230,10 @@ class JsonWriter:
 
     SHAPES = 8
 
-    def __init__(self, stream):
+    def __init__(self, sink):
         self._dumps = _json_encoder()
         self._shapes = []
-        self.stream = stream
+        self.sink = sink
         self._pending = []      # lines, without their newlines
 
     def header(self):
@@ -275,8 +276,9 @@ class JsonWriter:
         if self._pending:
             lines, self._pending = self._pending, []
             lines.append("")
-            self.stream.write("\n".join(lines))
-        self.stream.flush()
+            data = "\n".join(lines)
+            lines.pop()
+            self.sink.write(data, lines, 1)
 
 
 class Summary:
@@ -297,12 +299,13 @@ class Summary:
             v = rec.get(self.key)
             self.by_key[tuple(v) if isinstance(v, list) else v] += 1
 
-    def render(self, lost, top=20):
+    def render(self, lost, unwritten=0, top=20):
         try:
             from tabulate import tabulate
         except ImportError:
             return "summary unavailable: the tabulate module is missing (pip install tabulate)\n"
-        parts = ["%d events, %d lost" % (self.events, lost)]
+        parts = ["%d events, %d lost" % (self.events, lost)
+                 + (", %d not written" % unwritten if unwritten else "")]
         rows = [(escape(c), p, n) for (c, p), n in self.by_task.most_common(top)]
         parts.append(tabulate(rows, headers=["COMM", "PID", "EVENTS"]))
         if self.key:

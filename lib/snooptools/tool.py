@@ -6,16 +6,19 @@ becomes one record; Tool.main() does the rest:
           -> attach -> "Tracing ..." -> poll/print until stopped -> close
 
 Errors cross one boundary here: SnoopError becomes one line and exit 1,
-usage errors exit 2, Ctrl-C, SIGTERM, --duration and a closed stdout exit 0.
+usage errors exit 2, a write error on stdout one line and exit 1; Ctrl-C,
+SIGTERM, SIGHUP, --duration and a closed stdout exit 0, having written every
+event read or said how many could not be (sink.py).
 """
 import argparse
+import errno
 import functools
 import os
 import signal
 import sys
 import time
 
-from . import filters, kernel, libbpf, output, transport
+from . import filters, kernel, libbpf, output, sink, transport
 from .bpfobject import BPFObject, object_path
 from .errors import SnoopError, UsageError
 from .output import kstr
@@ -33,11 +36,14 @@ class Refused(Exception):
 
 
 class Stop(BaseException):
-    """SIGTERM: leave the poll loop the way Ctrl-C does."""
+    """SIGTERM or SIGHUP before tracing: end the way Ctrl-C does."""
 
 
-def _on_sigterm(_sig, _frame):
+def _on_stop_signal(_sig, _frame):
     raise Stop()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Tool:
@@ -66,6 +72,10 @@ class Tool:
     no_variant_hint = ""
     ring_bytes = transport.DEFAULT_RING_BYTES
     perf_pages = transport.DEFAULT_PERF_PAGES
+
+    def __init__(self):
+        self.stopping = []      # the stop signals received while tracing
+        self.stdout = None      # sink.Sink of the events' text, once tracing
 
     def add_arguments(self, parser):
         """Add the tool's own options."""
@@ -156,6 +166,8 @@ class Tool:
 
     @classmethod
     def main(cls, argv=None):
+        if sys.stdout is None:
+            sys.exit(0)             # started with stdout closed: no reader, as after a pipe closes
         tool = cls()
         parser = tool.parser()
         args = parser.parse_args(argv)
@@ -165,7 +177,8 @@ class Tool:
             if args.pid:
                 parser.error("--exec and --pid cannot be used together")
         tool.validate(args, parser)
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        for sig in STOP_SIGNALS[1:]:
+            signal.signal(sig, _on_stop_signal)
         # started with & by a non-interactive shell, SIGINT comes ignored:
         # `kill -INT` must still end tracing the way Ctrl-C does
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -175,19 +188,26 @@ class Tool:
             parser.error(str(e))
         except SnoopError as e:
             _quiet_stdout()
-            sys.stderr.write("%s: %s\n" % (cls.name, e))
+            _say("%s: %s" % (cls.name, e))
             status = e.status
         except (KeyboardInterrupt, Stop):
             status = 0
         except BrokenPipeError:
             _quiet_stdout()
             status = 0
+        except sink.WriteError as e:
+            _quiet_stdout()
+            # a terminal that hung up fails writes with EIO: that is the
+            # SIGHUP's stop, not a failure
+            hung_up = e.errno == errno.EIO and signal.SIGHUP in tool.stopping
+            if not hung_up:
+                _say("%s: cannot write to stdout: %s" % (cls.name, e))
+            status = 0 if hung_up else 1
         sys.exit(status)
 
     def status(self, args, text):
         if not args.quiet:
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
+            _say(text)
 
     def run(self, args):
         kernel.check_privileges()
@@ -270,11 +290,15 @@ class Tool:
                                  "%s cannot trace without it" % self.name)
             obj.set_autoload(name, False)
 
+    def open_stdout(self, encoding=None):
+        """The sink.Sink of the events' text on stdout (in the locale's
+        encoding unless told; never an error for a character it lacks)."""
+        self.stdout = sink.Sink(sys.stdout.fileno(), encoding or sys.stdout.encoding or "utf-8")
+        return self.stdout
+
     def writer(self, args):
         if args.json:
-            sys.stdout.reconfigure(encoding="utf-8")    # JSON text is UTF-8
-            return output.JsonWriter(sys.stdout)
-        sys.stdout.reconfigure(errors="backslashreplace")   # any locale, never a crash
+            return output.JsonWriter(self.open_stdout("utf-8"))     # JSON text is UTF-8
         cols = []
         clock = self.clock
         if args.time:
@@ -283,7 +307,7 @@ class Tool:
             start, fmt = clock.start, "%%.%df" % self.timestamp_decimals
             cols.append(output.Column("TIME(s)", "ts", self.timestamp_width,
                                       lambda ts: fmt % (ts - start)))
-        return output.TextWriter(cols + self.columns(args), sys.stdout, self.text_rows)
+        return output.TextWriter(cols + self.columns(args), self.open_stdout(), self.text_rows)
 
     def poll(self, obj, buf, args):
         out = self.writer(args)
@@ -295,12 +319,27 @@ class Tool:
                 out.write(rec)
         handle = self.handler(obj.layout("event"), emit)
 
-        # From here on Ctrl-C and SIGTERM end tracing between drains, never
-        # inside one: an exception raised mid-drain would leave records
-        # written but not released, to be read and written again.
-        stopping = []
-        handlers = {sig: signal.signal(sig, lambda *_: stopping.append(sig))
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
+        # never inside one: an exception raised mid-drain would leave records
+        # written but not released, to be read and written again. The first
+        # also bounds the wait for a stalled reader of stdout; another ends
+        # it at once.
+        stopping, stdout = self.stopping, self.stdout
+
+        def on_stop(sig, _frame):
+            stopping.append(sig)
+            stdout.stop()
+
+        handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
+        try:
+            return self._trace(buf, args, out, summary, handle)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            stdout.close()
+
+    def _trace(self, buf, args, out, summary, handle):
+        stopping, stdout = self.stopping, self.stdout
         self.out = out
         self.status(args, self.tracing)
         if not self.deferred(args):
@@ -310,6 +349,7 @@ class Tool:
             child.release()
         now = time.monotonic()
         deadline = now + args.duration if args.duration else None
+        stdout.stop_at = deadline
         lost_at, lost_seen = now + LOST_CHECK_SECONDS, 0
         while not stopping:
             timeout = POLL_SECONDS
@@ -326,17 +366,22 @@ class Tool:
             if now >= lost_at:
                 lost_seen = self._report_lost(buf, lost_seen)
                 lost_at = now + LOST_CHECK_SECONDS
+        stdout.stop()               # what is left waits a bounded time for the reader
         buf.wait(0)
         buf.drain(handle)
         out.flush()
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
         lost_seen = self._report_lost(buf, lost_seen)
         self.finish(args, out)
+        if stdout.unwritten:
+            _say("%d events not written: %s" % (
+                stdout.unwritten, "stdout's reader did not take them within %g s of the stop"
+                % sink.STOP_WAIT_SECONDS if len(stopping) < 2 else "stopped by a second signal"))
         if summary is not None:
-            stream = sys.stderr if args.json else sys.stdout
-            stream.write(summary.render(lost_seen))
-            stream.flush()
+            text = summary.render(lost_seen, stdout.unwritten)
+            if args.json:
+                _say(text, end="")
+            else:
+                stdout.write(text)
         return 0
 
     def handler(self, layout, emit):
@@ -366,8 +411,7 @@ class Tool:
     def _report_lost(buf, seen):
         lost = buf.lost()
         if lost > seen:
-            sys.stderr.write("%d events lost\n" % (lost - seen))
-            sys.stderr.flush()
+            _say("%d events lost" % (lost - seen))
         return lost
 
 
@@ -474,6 +518,16 @@ def _buffer_mb(text):
         raise argparse.ArgumentTypeError("invalid size %r: a power of two from 1 to 1024 MiB"
                                          % text)
     return int(text)
+
+
+def _say(text, end="\n"):
+    """A line on stderr, for the user: a closed or failing stderr is no
+    reason to fail (the events went to stdout)."""
+    try:
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _quiet_stdout():

@@ -1,33 +1,43 @@
 """The poll loop batches without delaying: it sleeps at most POLL_SECONDS,
-drains everything the buffer holds, writes each batch in one write and
-flushes it, and reports lost events as they grow, exactly once each. Ctrl-C
+drains everything the buffer holds, writes each batch in one write before it
+waits again, and reports lost events as they grow, exactly once each. Ctrl-C
 ends it between drains, never inside one."""
 import argparse
 import io
 import os
 import signal
 import sys
+import tempfile
 
 from snooptools import Column, Tool
-from snooptools import output
+from snooptools import output, sink
 from snooptools.btf import Layout
 from snooptools.tool import POLL_SECONDS
 
 
-class Stream(io.StringIO):
+class Out:
+    """stdout as a file, and the writes made to it."""
+
     def __init__(self):
-        super().__init__()
-        self.writes = self.flushes = 0
+        self.file = tempfile.TemporaryFile()
+        self.writes = 0
 
-    def write(self, text):
-        self.writes += 1
-        return super().write(text)
+    def sink(self, encoding):
+        out = sink.Sink(self.file.fileno(), encoding or "utf-8")
+        write = out.write
 
-    def flush(self):
-        self.flushes += 1
+        def counted(*args):
+            self.writes += 1
+            write(*args)
+        out.write = counted
+        return out
 
-    def reconfigure(self, **kw):
-        pass
+    def size(self):
+        return os.fstat(self.file.fileno()).st_size
+
+    def getvalue(self):
+        self.file.seek(0)
+        return self.file.read().decode()
 
 
 def ctrl_c():
@@ -38,13 +48,15 @@ class Buffer:
     """Batches of (pid, lost so far) given out one per wait(), then Ctrl-C.
     A pid of None in a batch is a Ctrl-C in the middle of its drain."""
 
-    def __init__(self, batches):
+    def __init__(self, batches, out):
         self.batches, self.timeouts, self.lost_now = list(batches), [], 0
+        self.out, self.written = out, []
         self.stopped = False
         self.drains = 0
 
     def wait(self, timeout):
         self.timeouts.append(timeout)
+        self.written.append(self.out.size())
         if not self.batches and not self.stopped:
             self.stopped = True
             ctrl_c()
@@ -81,30 +93,37 @@ class Probe(Tool):
     def columns(self, args):
         return [Column("PID", "pid", 5)]
 
+    def open_stdout(self, encoding=None):
+        self.stdout = self.out.sink(encoding)
+        return self.stdout
+
 
 def poll(batches, json_mode=False, monkeypatch=None):
-    out, err = Stream(), Stream()
-    monkeypatch.setattr(sys, "stdout", out)
+    out, err = Out(), io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setattr("snooptools.tool.LOST_CHECK_SECONDS", 0)   # check every round
     tool = Probe()
+    tool.out = out
     tool.child = None
     tool.clock = output.Clock()
     args = argparse.Namespace(json=json_mode, time=False, timestamp=False, summary=False,
                               duration=None, quiet=True)
-    buf = Buffer(batches)
+    buf = Buffer(batches, out)
     assert tool.poll(Obj, buf, args) == 0
     return out, err, buf
 
 
-def test_each_batch_is_one_write_and_flushed(monkeypatch):
+def test_each_batch_is_one_write_made_before_the_next_wait(monkeypatch):
     out, err, buf = poll([(range(1, 1001), 0), ([], 0), (range(1001, 1003), 0)],
                          monkeypatch=monkeypatch)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["PID"] and [int(x) for x in lines[1:]] == list(range(1, 1003))
     # the header, then one write per non-empty batch, however many events
     assert out.writes == 3
-    assert out.flushes >= 4             # the header and every round, empty or not
+    # the header is out before the first wait, each batch before the next
+    header, batch = len("  PID\n"), len("    1\n")
+    assert buf.written[:4] == [header, header + 1000 * batch, header + 1000 * batch,
+                               header + 1002 * batch]
     assert all(0 < t <= POLL_SECONDS for t in buf.timeouts[:-1])
     assert err.getvalue() == ""
 

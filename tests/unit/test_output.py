@@ -6,6 +6,13 @@ from snooptools.output import (Column, JsonWriter, Summary, TextWriter, cell, es
                                 kstr)
 
 
+class Collect(io.StringIO):
+    """A sink that keeps what it is given (sink.Sink's write())."""
+
+    def write(self, data, entries=(), sep=0):
+        return super().write(data)
+
+
 def test_kstr_stops_at_nul_and_keeps_invalid_utf8():
     assert kstr(b"abc\0garbage") == "abc"
     s = kstr(b"caf\xc3\xa9-\xff\xfe\0")
@@ -26,7 +33,7 @@ def test_json_safe_replaces_invalid_bytes():
 
 
 def test_text_writer_header_and_rows_share_one_declaration():
-    out = io.StringIO()
+    out = Collect()
     w = TextWriter([Column("COMM", "comm", -16), Column("PID", "pid", -7),
                     Column("RET", "ret", 3), Column("ARGS", None, fmt=lambda r: " ".join(r["args"]))],
                    out)
@@ -42,7 +49,7 @@ def test_text_cells_of_every_type_as_cell_makes_them():
     # and everything else through cell(): the result is cell()'s either way
     values = [7, -1, True, False, 2.5, None, "ok", "tab\there", kstr(b"x\xff"), ["a", 3], ""]
     cols = [Column("V", "it's \"v\"", 5)]
-    out = io.StringIO()
+    out = Collect()
     w = TextWriter(cols, out, rows=lambda rec: [{"it's \"v\"": v} for v in rec["all"]])
     w.write({"all": values})
     w.flush()
@@ -51,7 +58,7 @@ def test_text_cells_of_every_type_as_cell_makes_them():
 
 
 def test_json_writer_one_object_per_line():
-    out = io.StringIO()
+    out = Collect()
     w = JsonWriter(out)
     w.write({"pid": 1, "path": kstr(b"a\xff"), "args": [kstr(b"\xfe")]})
     w.write({"pid": 2, "path": "b"})
@@ -91,7 +98,7 @@ def test_json_records_of_changing_shapes_each_encoded_exactly():
     ]
     records += [{"k%d" % i: i} for i in range(JsonWriter.SHAPES + 2)]   # too many
     records += records[:3]
-    out = io.StringIO()
+    out = Collect()
     w = JsonWriter(out)
     for r in records:
         w.write(dict(r))
