@@ -52,10 +52,13 @@ class Tracer:
     """with Tracer("opensnoop", "--pid", "42") as t: ...trigger...; then
     t.events (parsed JSON) and t.stderr after the block; t.stop() early."""
 
-    def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=20):
-        # --json first: a trailing --exec CMD takes everything after it
-        self.argv = [sys.executable, str(TOOLS_DIR / tool)] + (["--json"] if json_mode else []) \
-            + list(args)
+    def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=20,
+                 launcher=(PYTHON,)):
+        # --json first: a trailing --exec CMD takes everything after it.
+        # launcher: what runs the tool (() for its own first line); a tool
+        # given as a path is run from there, not from tools/
+        path = tool if os.sep in tool else str(TOOLS_DIR / tool)
+        self.argv = [*launcher, path] + (["--json"] if json_mode else []) + list(args)
         self.json_mode = json_mode
         self.env = dict(os.environ, **(env or {}))
         self.ready_timeout = ready_timeout
