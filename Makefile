@@ -54,7 +54,7 @@ $(OUT)/bpf:
 
 man: $(MANS) ## generate man/man8/<tool>.8 from each tool's parser
 
-man/man8/%.8: tools/% man/include/%.man scripts/mkman $(LIBSRC)
+man/man8/%.8: tools/% man/include/%.man man/common.man scripts/mkman $(LIBSRC)
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p man/man8
 	$(Q)$(PYTHON) scripts/mkman $* > $@.tmp && mv $@.tmp $@

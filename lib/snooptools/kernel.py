@@ -44,8 +44,8 @@ def check_privileges():
     except OSError:
         pass
     if not (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
-        raise SnoopError("permission denied", "tracing needs root, or CAP_BPF and CAP_PERFMON",
-                         "run it with sudo")
+        raise SnoopError("permission denied", "tracing needs root, or CAP_BPF, CAP_PERFMON "
+                         "and CAP_DAC_READ_SEARCH (for tracefs)", "run it with sudo")
 
 
 def check_btf():
