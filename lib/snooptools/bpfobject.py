@@ -27,6 +27,33 @@ def object_path(tool):
                      "run make in the snooptools checkout")
 
 
+def open_pinned_map(path):
+    """(fd, MapInfo) of the BPF map pinned at path; the caller closes fd.
+    LibbpfError when nothing can be opened there, SnoopError when what is
+    pinned there is no map (a program, a link)."""
+    fd = libbpf.call("bpf_obj_get", os.fsencode(path), what="opening " + path)
+    try:
+        # a program's or link's fd would fill bpf_map_info with its own info
+        kind = os.readlink("/proc/self/fd/%d" % fd).removeprefix("anon_inode:")
+        if kind != "bpf-map":
+            kind = {"bpf-prog": "program", "bpf_link": "link"}.get(kind, kind)
+            raise SnoopError("opening " + path, "a %s is pinned there, not a map" % kind)
+        info = libbpf.MapInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        libbpf.call("bpf_obj_get_info_by_fd", fd, ctypes.byref(info), ctypes.byref(size),
+                    what="reading the map at " + path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def map_type_name(map_type):
+    """libbpf's name of a map type ("hash", "array" ...), or its number."""
+    name = libbpf.load().libbpf_bpf_map_type_str(map_type)
+    return name.decode() if name else str(map_type)
+
+
 class BPFObject:
     def __init__(self, path):
         self.path = path
@@ -119,6 +146,11 @@ class BPFObject:
                         ("bpf_map__set_key_size", 4), ("bpf_map__set_value_size", value_size),
                         ("bpf_map__set_max_entries", 1)):
             libbpf.call(fn, m, arg, what="reshaping map " + name)
+
+    def reuse_map(self, name, fd):
+        """Make map name the existing map fd (before load): the programs use
+        it instead of a map of their own. fd stays the caller's to close."""
+        libbpf.call("bpf_map__reuse_fd", self.map(name), fd, what="using a map for " + name)
 
     def has_map(self, name):
         return bool(self._maps.get(name) or
