@@ -4,6 +4,7 @@ Each step's failure raises an error naming the step. Links and the object
 are closed exactly once, in reverse order, by close() or the context manager.
 """
 import ctypes
+import errno
 import os
 import struct
 
@@ -229,6 +230,28 @@ class BPFObject:
         kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
         libbpf.call("bpf_map_update_elem", self.map_fd(name), kbuf, vbuf, 0,
                     what="filling map " + name)
+
+    def lookup(self, name, key, value_size):
+        """The bytes under bytes key in map name, or None when it has none."""
+        kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value_size)
+        try:
+            libbpf.call("bpf_map_lookup_elem", self.map_fd(name), kbuf, vbuf,
+                        what="reading map " + name)
+        except libbpf.LibbpfError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        return vbuf.raw
+
+    def stack(self, name, stack_id):
+        """The addresses of stack stack_id in stack trace map name, innermost
+        first; [] when it holds no such stack."""
+        size = self._lib.bpf_map__value_size(self.map(name))
+        raw = self.lookup(name, struct.pack("=I", stack_id), size) if stack_id >= 0 else None
+        if raw is None:
+            return []
+        addrs = struct.unpack("=%dQ" % (size // 8), raw)
+        return list(addrs[:addrs.index(0)] if 0 in addrs else addrs)
 
     def percpu_sum(self, name, key=0):
         """Sum of a per-CPU u64 array slot over every possible CPU."""
