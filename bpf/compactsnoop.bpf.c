@@ -16,6 +16,20 @@
 
 const volatile u64 min_ns = 0;		/* --min-ms */
 const volatile bool extended = false;	/* -e: watermarks, free pages, fragmentation index */
+const volatile bool kernel_stack = false;	/* -K */
+
+#define MAX_STACK_DEPTH	127	/* PERF_MAX_STACK_DEPTH */
+
+/* -K: the kernel stack of each run's end, by id (as BCC's 2048 stacks).
+ * Equal stacks share an id; user space reads an event's stack once and
+ * leaves it, since another event may share it. Without -K user space
+ * makes this a one-slot array, which no program reaches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 2048);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
+} stacks SEC(".maps");
 
 /* The result, in an order of our own: enum compact_result's numbering has
  * changed between kernels, so each value is matched by name (CO-RE). */
@@ -48,6 +62,7 @@ struct event {
 	s32 node;
 	s32 order;
 	s32 kstatus;		/* the kernel's own value, for an unknown status */
+	s32 stack_id;		/* -K: in stacks; < 0: not taken (-errno) */
 	u8 status;		/* enum status */
 	u8 sync;
 	char zone[ZONE_NAME_LEN];
@@ -172,6 +187,7 @@ int BPF_PROG(compaction_end, struct compact_control *cc, unsigned long zone_star
 	e.sync = s->sync;
 	__builtin_memcpy(e.zone, s->zone, sizeof(e.zone));
 	e.state = s->state;
+	e.stack_id = kernel_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
 	emit(ctx, &e, sizeof(e));
 out:
 	start_done(tid, s);

@@ -31,6 +31,8 @@ const volatile bool filter_tids = false;	/* consult tid_filter */
 const volatile u32 filter_uid = SNOOP_UNSET;
 const volatile char filter_comm[TASK_COMM_LEN] = {};
 const volatile bool filter_cgroup = false;	/* consult cgroup_filter */
+const volatile bool filter_cgroupmap = false;	/* --cgroupmap: consult cgroupmap */
+const volatile bool filter_mntnsmap = false;	/* --mntnsmap: consult mntnsmap */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -52,6 +54,40 @@ struct {
 	__type(key, u32);
 	__type(value, u32);
 } cgroup_filter SEC(".maps");
+
+/*
+ * BCC's --cgroupmap and --mntnsmap: sets of cgroup v2 ids and of mount
+ * namespace inode numbers, kept by the user in a hash map pinned in bpffs
+ * (u64 keys, any value). User space puts that map in place of these before
+ * load (bpf_map__reuse_fd), so that keys added or removed apply at once;
+ * unused, each is a map of one slot that no program reaches.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, u64);
+	__type(value, u8);
+} cgroupmap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, u64);
+	__type(value, u8);
+} mntnsmap SEC(".maps");
+
+/* current's task_struct may be read directly (bpf_get_current_task_btf,
+ * where user space found it): its uid and comm are then a few loads, not
+ * a helper call each (~40 ns each, on every event; fill_task()). */
+const volatile bool task_btf = false;
+
+/* The inode number of current's mount namespace (/proc/PID/ns/mnt). */
+static __always_inline u64 current_mntns(void)
+{
+	if (task_btf)
+		return bpf_get_current_task_btf()->nsproxy->mnt_ns->ns.inum;
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), nsproxy, mnt_ns, ns.inum);
+}
 
 /*
  * The early exit every program takes first. It reads only what a set filter
@@ -83,6 +119,18 @@ static __always_inline bool should_trace(void)
 	}
 	if (filter_cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
 		return false;
+	if (filter_cgroupmap) {
+		u64 cgid = bpf_get_current_cgroup_id();
+
+		if (!bpf_map_lookup_elem(&cgroupmap, &cgid))
+			return false;
+	}
+	if (filter_mntnsmap) {
+		u64 mntns = current_mntns();
+
+		if (!bpf_map_lookup_elem(&mntnsmap, &mntns))
+			return false;
+	}
 	return true;
 }
 
@@ -262,11 +310,6 @@ struct task_head {
 	u32 uid;
 	char comm[TASK_COMM_LEN];
 };
-
-/* current's task_struct may be read directly (bpf_get_current_task_btf,
- * where user space found it): its uid and comm are then a few loads, not
- * a helper call each (~40 ns each, on every event). */
-const volatile bool task_btf = false;
 
 static __always_inline void fill_task(struct task_head *h)
 {

@@ -4,6 +4,7 @@ Each step's failure raises an error naming the step. Links and the object
 are closed exactly once, in reverse order, by close() or the context manager.
 """
 import ctypes
+import errno
 import os
 import struct
 
@@ -25,6 +26,33 @@ def object_path(tool):
             return path
     raise SnoopError("BPF object %s.bpf.o not found" % tool, "it has not been built",
                      "run make in the snooptools checkout")
+
+
+def open_pinned_map(path):
+    """(fd, MapInfo) of the BPF map pinned at path; the caller closes fd.
+    LibbpfError when nothing can be opened there, SnoopError when what is
+    pinned there is no map (a program, a link)."""
+    fd = libbpf.call("bpf_obj_get", os.fsencode(path), what="opening " + path)
+    try:
+        # a program's or link's fd would fill bpf_map_info with its own info
+        kind = os.readlink("/proc/self/fd/%d" % fd).removeprefix("anon_inode:")
+        if kind != "bpf-map":
+            kind = {"bpf-prog": "program", "bpf_link": "link"}.get(kind, kind)
+            raise SnoopError("opening " + path, "a %s is pinned there, not a map" % kind)
+        info = libbpf.MapInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        libbpf.call("bpf_obj_get_info_by_fd", fd, ctypes.byref(info), ctypes.byref(size),
+                    what="reading the map at " + path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def map_type_name(map_type):
+    """libbpf's name of a map type ("hash", "array" ...), or its number."""
+    name = libbpf.load().libbpf_bpf_map_type_str(map_type)
+    return name.decode() if name else str(map_type)
 
 
 class BPFObject:
@@ -120,6 +148,11 @@ class BPFObject:
                         ("bpf_map__set_max_entries", 1)):
             libbpf.call(fn, m, arg, what="reshaping map " + name)
 
+    def reuse_map(self, name, fd):
+        """Make map name the existing map fd (before load): the programs use
+        it instead of a map of their own. fd stays the caller's to close."""
+        libbpf.call("bpf_map__reuse_fd", self.map(name), fd, what="using a map for " + name)
+
     def has_map(self, name):
         return bool(self._maps.get(name) or
                     self._lib.bpf_object__find_map_by_name(self._obj, name.encode()))
@@ -197,6 +230,28 @@ class BPFObject:
         kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
         libbpf.call("bpf_map_update_elem", self.map_fd(name), kbuf, vbuf, 0,
                     what="filling map " + name)
+
+    def lookup(self, name, key, value_size):
+        """The bytes under bytes key in map name, or None when it has none."""
+        kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value_size)
+        try:
+            libbpf.call("bpf_map_lookup_elem", self.map_fd(name), kbuf, vbuf,
+                        what="reading map " + name)
+        except libbpf.LibbpfError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        return vbuf.raw
+
+    def stack(self, name, stack_id):
+        """The addresses of stack stack_id in stack trace map name, innermost
+        first; [] when it holds no such stack."""
+        size = self._lib.bpf_map__value_size(self.map(name))
+        raw = self.lookup(name, struct.pack("=I", stack_id), size) if stack_id >= 0 else None
+        if raw is None:
+            return []
+        addrs = struct.unpack("=%dQ" % (size // 8), raw)
+        return list(addrs[:addrs.index(0)] if 0 in addrs else addrs)
 
     def percpu_sum(self, name, key=0):
         """Sum of a per-CPU u64 array slot over every possible CPU."""

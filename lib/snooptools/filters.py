@@ -1,4 +1,5 @@
-"""The common filters, written once: --pid, --tid, --uid, --comm, --cgroup.
+"""The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
+and BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
 letters); apply() writes the matching .rodata knobs before load and fill()
@@ -8,6 +9,9 @@ should_trace() of bpf/include/snoop.bpf.h, before anything is copied.
 import argparse
 import os
 import struct
+
+from .bpfobject import map_type_name, open_pinned_map
+from .errors import SnoopError, UsageError
 
 COMM_LEN = 16
 
@@ -58,22 +62,76 @@ def cgroup(text):
 
 
 def _on_cgroup2(path):
-    best = ""
-    fstype = None
+    return _mount(path)[1] == "cgroup2"
+
+
+def _mount(path):
+    """(mount point, file system type) of the mount that holds absolute path
+    path; (None, None) when the mount table cannot be read."""
+    best, fstype = None, None
     try:
         with open("/proc/self/mounts") as f:
             for line in f:
                 fields = line.split()
                 mnt = fields[1]
-                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                        len(mnt) >= len(best or ""):
                     best, fstype = mnt, fields[2]
     except OSError:
-        return False
-    return fstype == "cgroup2"
+        pass
+    return best, fstype
 
 
-def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=None):
-    """Add the common filters; pid, tid, uid, comm_ are the tool's BCC short flags."""
+BPFFS = "/sys/fs/bpf"
+
+
+def pinned(text):
+    """A file in a BPF filesystem (bpffs): where a map is pinned. Whether a
+    suitable map is pinned there is checked before load (pinned_key_map)."""
+    path = os.path.abspath(text)
+    if not os.path.exists(path):
+        raise argparse.ArgumentTypeError("%s: no such file%s" % (text, _bpffs_hint()))
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError("%s: a directory, not a pinned map" % text)
+    if _mount(path)[1] != "bpf":
+        raise argparse.ArgumentTypeError("%s: not in a BPF filesystem, where maps are pinned%s"
+                                         % (text, _bpffs_hint()))
+    return path
+
+
+def _bpffs_hint():
+    if _mount(BPFFS) == (BPFFS, "bpf"):
+        return ""
+    return " (no BPF filesystem is mounted at %s: mount -t bpf bpf %s)" % (BPFFS, BPFFS)
+
+
+# The map types whose lookup answers "is this key in the set"
+HASH_MAPS = {1: "hash", 5: "percpu_hash", 9: "lru_hash", 10: "lru_percpu_hash"}
+# --cgroupmap and --mntnsmap: (knob, map in snoop.bpf.h) by option
+MAP_FILTERS = {"cgroupmap": ("filter_cgroupmap", "cgroupmap"),
+               "mntnsmap": ("filter_mntnsmap", "mntnsmap")}
+
+
+def pinned_key_map(path, option):
+    """An fd of the hash map pinned at path, keyed by a u64 (as BCC's
+    --cgroupmap and --mntnsmap maps are; any value size); UsageError if
+    there is none. The caller closes the fd."""
+    try:
+        fd, info = open_pinned_map(path)
+    except SnoopError as e:
+        raise UsageError("%s %s: %s" % (option, path, e.why or e)) from None
+    if info.type not in HASH_MAPS or info.key_size != 8:
+        os.close(fd)
+        raise UsageError("%s %s: map type %s, key size %d: not a hash map keyed by a u64 "
+                         "(make one: bpftool map create FILE type hash key 8 value 8 "
+                         "entries 128)" % (option, path, map_type_name(info.type),
+                                           info.key_size))
+    return fd
+
+
+def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=None, maps=False):
+    """Add the common filters; pid, tid, uid, comm_ are the tool's BCC short
+    flags; maps: also BCC's --cgroupmap and --mntnsmap (the tools that had them)."""
     g = parser.add_argument_group("filters (applied in the kernel)")
     g.add_argument(*_flags(pid, "--pid"), type=id_list, metavar="PID[,PID...]",
                    help="only these processes (thread group ids)")
@@ -85,6 +143,15 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
                    help="only tasks whose name (comm) is exactly NAME")
     g.add_argument("--cgroup", type=cgroup, metavar="PATH",
                    help="only tasks in this cgroup v2 directory or below it")
+    if maps:
+        g.add_argument("--cgroupmap", type=pinned, metavar="MAPPATH",
+                       help="only tasks whose cgroup v2 id is a key of the BPF hash map "
+                            "pinned at MAPPATH (u64 keys; as in BCC)")
+        g.add_argument("--mntnsmap", type=pinned, metavar="MAPPATH",
+                       help="only tasks whose mount namespace's inode number is a key of "
+                            "the BPF hash map pinned at MAPPATH (u64 keys; as in BCC)")
+    else:
+        parser.set_defaults(cgroupmap=None, mntnsmap=None)
     return g
 
 
@@ -107,6 +174,17 @@ def apply(obj, args):
         knobs["filter_comm"] = args.comm.encode()
     if args.cgroup:
         knobs["filter_cgroup"] = True
+    for option, (knob, name) in MAP_FILTERS.items():
+        path = getattr(args, option)
+        if path:
+            # the programs look keys up in the user's map itself, so that
+            # what is added to it or taken out of it applies at once
+            fd = pinned_key_map(path, "--" + option)
+            try:
+                obj.reuse_map(name, fd)
+            finally:
+                os.close(fd)
+            knobs[knob] = True
     if knobs:
         obj.set_rodata(**knobs)
 

@@ -39,6 +39,16 @@ class UprobeOpts(ctypes.Structure):
                 ("func_name", ctypes.c_char_p)]
 
 
+class MapInfo(ctypes.Structure):
+    # struct bpf_map_info { __u32 type; __u32 id; __u32 key_size; __u32 value_size;
+    #         __u32 max_entries; __u32 map_flags; char name[BPF_OBJ_NAME_LEN]; ... }:
+    # its leading fields (the kernel fills as much as info_len asks for)
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32),
+                ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+                ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
+                ("name", ctypes.c_char * 16)]
+
+
 # typedef int (*libbpf_print_fn_t)(enum libbpf_print_level, const char *, va_list);
 PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 # typedef void (*perf_buffer_sample_fn)(void *ctx, int cpu, void *data, __u32 size);
@@ -144,6 +154,14 @@ def _bind():
     _proto("bpf_map__set_value_size", c.c_int, Map, c.c_uint32)
     # void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
     _proto("bpf_map__initial_value", c.c_void_p, Map, c.POINTER(c.c_size_t))
+    # int bpf_map__reuse_fd(struct bpf_map *map, int fd);
+    _proto("bpf_map__reuse_fd", c.c_int, Map, c.c_int)
+    # int bpf_obj_get(const char *pathname);
+    _proto("bpf_obj_get", c.c_int, c.c_char_p)
+    # int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+    _proto("bpf_obj_get_info_by_fd", c.c_int, c.c_int, c.c_void_p, c.POINTER(c.c_uint32))
+    # const char *libbpf_bpf_map_type_str(enum bpf_map_type t);
+    _proto("libbpf_bpf_map_type_str", c.c_char_p, c.c_int)
     # int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
     _proto("bpf_map_update_elem", c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_uint64)
     # int bpf_map_lookup_elem(int fd, const void *key, void *value);

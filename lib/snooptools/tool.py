@@ -56,6 +56,7 @@ class Tool:
     short_pid = short_tid = short_uid = short_comm = None
     short_time = short_timestamp = short_duration = None
     uid_help = None
+    filter_maps = False          # offer BCC's --cgroupmap and --mntnsmap
     optional_programs = ()       # programs whose tracepoint some kernels lack
     # program name -> more "category/event" tracepoints it also serves (each
     # attached where this kernel has it). One program verified once instead
@@ -145,7 +146,7 @@ class Tool:
                            help="run CMD (with its arguments) and trace only it; "
                                 "stop when it exits")
         filters.add_arguments(p, self.short_pid, self.short_tid, self.short_uid,
-                              self.short_comm, self.uid_help)
+                              self.short_comm, self.uid_help, self.filter_maps)
         g = p.add_argument_group("output and run time")
         g.add_argument(*_flags(self.short_time, "--time"), action="store_true",
                        help="include a HH:MM:SS wall-clock column")

@@ -116,6 +116,37 @@ def test_text_columns_bcc_layout():
                                     % ("sh", pid, r[3], r[4], "-1", "SYNC"))
 
 
+FRAME = re.compile(r"[\w.$]+\+0x[0-9a-f]+")      # "name+0xoff", as BCC's ksym() shows it
+
+
+def test_kernel_stack_of_each_run():
+    t, pid = compact("-K")
+    evs = t.events
+    assert [(e["pid"], e["node"], e["zone"]) for e in evs] == [(pid, n, z) for n, z in populated()]
+    for e in evs:
+        frames = e["stack"]
+        assert all(FRAME.fullmatch(f) for f in frames), frames
+        # innermost the run itself (the BPF program and the tracepoint's
+        # runner are left out), outermost the write to compact_memory
+        assert "compact_zone+" in frames[0], frames
+        assert any(f.startswith("sysctl_compaction_handler+") for f in frames), frames
+    assert "kernel stacks are shown as addresses" not in t.stderr
+
+
+def test_kernel_stack_text_as_bcc_prints_it():
+    t, pid = compact("-K", json_mode=False)
+    header, *blocks = t.stdout.split("\n\n")
+    assert header.splitlines()[0].split()[-2:] == ["LAT(ms)", "STATUS"]
+    # the header and the first run are one block: BCC prints no empty line there
+    blocks = ["\n".join(header.splitlines()[1:])] + blocks
+    assert blocks[-1] == ""                     # each run's frames end with an empty line
+    runs = [b.split("\n\t") for b in blocks[:-1]]
+    assert [r[0].split()[:4] for r in runs] == [["sh", str(pid), str(n), z] for n, z in populated()]
+    for r in runs:
+        assert len(r) > 2 and all(FRAME.fullmatch(f) for f in r[1:]), r
+        assert "compact_zone+" in r[1]
+
+
 @pytest.mark.parametrize("bad", [["-m", "x"], ["--min-ms", "-1"], ["-p", "x"]])
 def test_bad_arguments_exit_2(bad):
     r = run_tool("compactsnoop", *bad)
