@@ -1,6 +1,7 @@
 """Shared by the tests: where things are, and Tracer, which runs a tool the
 way a script would (--json), waits for its Tracing line and collects what
 it printed."""
+import io
 import json
 import os
 import signal
@@ -20,6 +21,14 @@ sys.path.insert(0, str(ROOT / "lib"))
 # basename as exec'd (a venv's "python", pyenv's "python3.11", ...).
 PYTHON = sys.executable
 PYTHON_COMM = os.path.basename(PYTHON)[:15]
+
+
+class Collect(io.StringIO):
+    """A sink that keeps the text it is given (what the writers of
+    output.py hand sink.Sink.write()), for tests of what they write."""
+
+    def write(self, data, entries=(), sep=0):
+        return super().write(data)
 
 
 def can_run_live():

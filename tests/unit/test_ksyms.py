@@ -1,6 +1,6 @@
 """The kallsyms symbolizer on synthetic kallsyms text, and compactsnoop's
 -K output from a synthetic event."""
-import io
+from helpers import Collect
 
 from snooptools.ksyms import KernelSymbols
 from snooptools.output import TextWriter
@@ -103,7 +103,7 @@ def test_compactsnoop_kernel_stack_text_and_json(tmp_path):
     assert rec["stack"] == ["compact_zone+0xaca", "_stext+0x100"]
     lost = tool_record(t, lay, pid=5, comm=b"sh", zone=b"DMA", status=5, stack_id=-17)
     assert lost["stack"] == []
-    out = io.StringIO()
+    out = Collect()
     w = TextWriter(t.columns(args), out)
     w.write(rec)
     w.write(lost)

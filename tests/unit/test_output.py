@@ -1,16 +1,10 @@
 """Decoding kernel bytes, escaping, columns, JSON and summaries."""
-import io
 import json
+
+from helpers import Collect
 
 from snooptools.output import (Column, JsonWriter, Summary, TextWriter, cell, escape, json_safe,
                                 kstr)
-
-
-class Collect(io.StringIO):
-    """A sink that keeps what it is given (sink.Sink's write())."""
-
-    def write(self, data, entries=(), sep=0):
-        return super().write(data)
 
 
 def test_kstr_stops_at_nul_and_keeps_invalid_utf8():
