@@ -32,6 +32,8 @@ Fields that say how a row is run and what it proves:
 - why: where we deliberately differ from BCC, or cannot do what it does;
   the tool's man page says so too.
 """
+import os
+import time
 
 
 class Row:
@@ -47,6 +49,25 @@ class Row:
 
     def __repr__(self):
         return "Row(%r)" % self.id
+
+    def expected(self):
+        """The header BCC prints on this host (None: none)."""
+        return None if self.header is None else self.header.format(**host_facts()).rstrip()
+
+
+def host_facts():
+    """What BCC's host-dependent headers are made of, on this host."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_w = len(f.read().strip()) + 1
+    return {"pid_w": pid_w, "PID": "PID", "TPID": "TPID",
+            "time_tz": "TIME-" + time.strftime("%Z")}
+
+
+def a_disk():
+    """{disk}: a disk of this host, for BCC's biosnoop -d sdc."""
+    names = sorted(os.listdir("/sys/block"))
+    disks = [n for n in names if not n.startswith(("loop", "ram", "zram"))]
+    return (disks or names)[0]
 
 
 # BCC's headers, one per column set (names say which options make it)

@@ -13,27 +13,12 @@ import os
 import shlex
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from bcc_compat import MAPS, ROWS, STACKS
+from bcc_compat import MAPS, ROWS, STACKS, a_disk
 from helpers import Tracer, fentry_allowed, run_tool
 from snooptools import kernel
-
-
-def host_facts():
-    """What BCC's host-dependent headers are made of, on this host."""
-    with open("/proc/sys/kernel/pid_max") as f:
-        pid_w = len(f.read().strip()) + 1
-    return {"pid_w": pid_w, "PID": "PID", "TPID": "TPID",
-            "time_tz": "TIME-" + time.strftime("%Z")}
-
-
-def a_disk():
-    names = sorted(os.listdir("/sys/block"))
-    disks = [n for n in names if not n.startswith(("loop", "ram", "zram"))]
-    return (disks or names)[0]
 
 
 class PinnedMaps:
@@ -113,10 +98,6 @@ def run_row(row, places):
     return Outcome(status == 0, header, t.stderr)
 
 
-def expected(row):
-    return None if row.header is None else row.header.format(**host_facts()).rstrip()
-
-
 @pytest.mark.parametrize("row", [
     pytest.param(row, id=row.id, marks=[pytest.mark.xfail(
         strict=True, reason="needs %s, from another branch" % row.needs)] if row.needs else [])
@@ -126,7 +107,7 @@ def test_bcc_command_line(row, places):
     assert out.accepted, out.detail
     if row.kernel == "dcache" and not dcache_traceable():
         return          # the header is checked where the kernel lets dcsnoop run
-    assert out.header == expected(row)
+    assert out.header == row.expected()
 
 
 def test_placeholders_are_made_for_every_row(places):
