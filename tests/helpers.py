@@ -73,6 +73,7 @@ class Tracer:
         self.ready_timeout = ready_timeout
         self.stderr_lines = []
         self._ready = threading.Event()
+        self._output = threading.Event()
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -100,6 +101,14 @@ class Tracer:
     def _read_stdout(self):
         for line in self.proc.stdout:
             self._stdout.append(line)
+            self._output.set()
+        self._output.set()
+
+    def wait_output(self, timeout=10):
+        """Wait until stdout has a line (a text mode's header) or is closed;
+        True if a line came."""
+        self._output.wait(timeout)
+        return bool(self._stdout)
 
     def stop(self, sig=signal.SIGINT):
         if self.proc.poll() is None:

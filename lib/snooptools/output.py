@@ -55,15 +55,29 @@ def json_safe(s):
 class Column:
     """One text column: header, the record key it shows, a printf width
     (negative: left-aligned, as BCC's %-16s), and an optional formatter of
-    that value (or, when key is None, of the whole record)."""
+    that value (or, when key is None, of the whole record). Two details
+    some BCC tables have: head, the header's own width where BCC aligns it
+    unlike the values below it (bindsnoop's PORT header is %-5s over %5d
+    values), and sep, what comes before the column (one space, or BCC's
+    own gap)."""
 
-    __slots__ = ("header", "key", "width", "fmt")
+    __slots__ = ("header", "key", "width", "fmt", "head", "sep")
 
-    def __init__(self, header, key, width=0, fmt=None):
+    def __init__(self, header, key, width=0, fmt=None, head=None, sep=" "):
         self.header, self.key, self.width, self.fmt = header, key, width, fmt
+        self.head = width if head is None else head
+        self.sep = sep
 
-    def spec(self, last):
-        return "%s" if last and self.width <= 0 else "%" + str(self.width) + "s"
+    def spec(self, last, width=None):
+        width = self.width if width is None else width
+        return "%s" if last and width <= 0 else "%" + str(width) + "s"
+
+
+def _line_format(columns, header=False):
+    """The printf format of a line of these columns (of their header)."""
+    n = len(columns)
+    return "".join((c.sep if i else "") + c.spec(i == n - 1, c.head if header else None)
+                   for i, c in enumerate(columns))
 
 
 def cell(value):
@@ -106,13 +120,13 @@ class TextWriter:
         self.columns = columns
         self.sink = sink
         self._rows = rows
-        n = len(columns)
-        self._fmt = " ".join(c.spec(i == n - 1) for i, c in enumerate(columns)) + "\n"
+        self._fmt = _line_format(columns) + "\n"
+        self._head = _line_format(columns, header=True)
         self._line = _line_function(columns, self._fmt)
         self._pending = []
 
     def header(self):
-        self.sink.write((self._fmt % tuple(c.header for c in self.columns)).rstrip() + "\n")
+        self.sink.write((self._head % tuple(c.header for c in self.columns)).rstrip() + "\n")
 
     def write(self, rec):
         if self._rows:

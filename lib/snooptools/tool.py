@@ -65,6 +65,12 @@ class Tool:
     time_width, timestamp_width, timestamp_decimals = -9, -8, 3
     summary_key = summary_header = None
     exec_option = False          # offer --exec CMD: run CMD and trace only it
+    # Fields beyond BCC's columns are shown in text only when asked for:
+    # extended, the help of -e/--extended (None: the tool has none), which
+    # sets args.extended; extended_aliases, BCC's own spellings of it.
+    extended = None
+    short_extended = "-e"
+    extended_aliases = ()
     # ((variant, program names only it uses), ...), best first, for events
     # no tracepoint carries: each is tried until the kernel accepts one
     # (self.variant names it); the other variants' programs are not loaded.
@@ -152,6 +158,7 @@ class Tool:
                        help="include a HH:MM:SS wall-clock column")
         g.add_argument(*_flags(self.short_timestamp, "--timestamp"), action="store_true",
                        help="include a column of seconds since tracing started")
+        self.add_extended(g)
         g.add_argument("--json", action="store_true",
                        help="one JSON object per event per line, no header")
         g.add_argument("--summary", action="store_true",
@@ -164,6 +171,15 @@ class Tool:
         g.add_argument("--quiet", action="store_true", help="no status lines on stderr")
         g.add_argument("--verbose", action="store_true", help="show libbpf's log on stderr")
         return p
+
+    def add_extended(self, group):
+        """-e/--extended, for a tool with text columns beyond BCC's."""
+        if self.extended:
+            short = [f for f in (self.short_extended,) + self.extended_aliases
+                     if f and not f.startswith("--")]
+            long = [f for f in self.extended_aliases if f.startswith("--")]
+            group.add_argument(*short, "--extended", *long, dest="extended",
+                               action="store_true", help=self.extended)
 
     @classmethod
     def main(cls, argv=None):

@@ -184,7 +184,7 @@ def test_uid_filter_both_ways_and_uid_column():
 def test_text_columns():
     t, pid, b = run(BINDS, "-E", "-t", json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header == "TIME(s)    RC      PID COMM         PROT ADDR             PORT OPTS  IF"
+    assert header == "TIME(s)    RC      PID COMM         PROT ADDR            PORT   OPTS IF"
     rows = [line.split() for line in lines]
     assert [r[1:] for r in rows[:2]] == [
         ["0", str(pid), PYTHON_COMM, "TCP", "127.0.0.1", str(b["tcp4"][1]), ".....", "0"],
@@ -197,7 +197,7 @@ def test_text_columns():
 def test_wide_columns_show_error_text():
     t, pid, b = run(BINDS, "-w", "--failed", json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header == "%-25s %10s %-12s %-4s %-39s %5s %-5s %2s" % (
+    assert header == "%-25s %10s %-12s %-4s %-39s %-5s %5s %2s" % (
         "RC", "PID", "COMM", "PROT", "ADDR", "PORT", "OPTS", "IF")
     assert lines == ["%-25s %10d %-12s %-4s %-39s %5d %-5s %2d" % (
         os.strerror(err), pid, PYTHON_COMM, "TCP", addr, port, ".....", 0)
@@ -210,6 +210,7 @@ for i in range(3):
     s = sock(AF_INET6, SOCK_DGRAM, (SOL_SOCKET, SO_REUSEADDR, 1))
     bind("udp6", s, ("::1", PORTS[0]))
     s.close()
+bind("tcp6", sock(AF_INET6, SOCK_STREAM), ("::1", PORTS[0]))
 bind("tcp4", sock(AF_INET, SOCK_STREAM), ("127.0.0.1", 0))
 bind("inuse", sock(AF_INET, SOCK_STREAM), ("127.0.0.1", out["tcp4"][1]))
 """
@@ -217,16 +218,30 @@ bind("inuse", sock(AF_INET, SOCK_STREAM), ("127.0.0.1", out["tcp4"][1]))
 
 def test_count_table_at_exit():
     [port] = free_ports(1)
+    # BCC's table: binds by address and port (UDP and TCP on one port: one row)
     t, pid, b = run(COUNT, "--count", json_mode=False, ports=[port])
     assert t.stdout.splitlines() == [
-        "%8s %-12s %-4s %-32s %20s %s" % ("PID", "COMM", "PROT", "LADDR", "LPORT", "BINDS"),
-        "%8d %-12s %-4s %-32s %20d %d" % (pid, PYTHON_COMM, "UDP", "::1", port, 3),
-        "%8d %-12s %-4s %-32s %20d %d" % (pid, PYTHON_COMM, "TCP", "127.0.0.1", b["tcp4"][1], 1)]
+        "%-32s %20s     %s" % ("LADDR", "LPORT", "BINDS"),
+        "%-32s %20d     %d" % ("::1", port, 4),
+        "%-32s %20d     %d" % ("127.0.0.1", b["tcp4"][1], 1)]
+    # -e: by process and protocol too; -E adds the failed bind, with its RC
+    t, pid, b = run(COUNT, "--count", "-e", "-E", json_mode=False, ports=[port])
+    assert t.stdout.splitlines() == [
+        "%3s %8s %-12s %-4s %-32s %20s     %s" % ("RC", "PID", "COMM", "PROT", "LADDR",
+                                                 "LPORT", "BINDS"),
+        "%3d %8d %-12s %-4s %-32s %20d     %d" % (0, pid, PYTHON_COMM, "UDP", "::1", port, 3),
+        "%3d %8d %-12s %-4s %-32s %20d     %d" % (0, pid, PYTHON_COMM, "TCP", "::1", port, 1),
+        "%3d %8d %-12s %-4s %-32s %20d     %d" % (0, pid, PYTHON_COMM, "TCP", "127.0.0.1",
+                                                 b["tcp4"][1], 1),
+        "%3d %8d %-12s %-4s %-32s %20d     %d" % (-errno.EADDRINUSE, pid, PYTHON_COMM, "TCP",
+                                                 "127.0.0.1", b["tcp4"][1], 1)]
+    # JSON: a row per process, protocol, address, port and result, -e or not
     t, pid, b = run(COUNT, "--count", "-E", ports=[port])
     assert t.events == [
         {"pid": pid, "comm": PYTHON_COMM, "proto": proto, "addr": addr, "port": p,
          "ret": -err, "err": err, "binds": n}
         for proto, addr, p, err, n in (("UDP", "::1", port, 0, 3),
+                                       ("TCP", "::1", port, 0, 1),
                                        ("TCP", "127.0.0.1", b["tcp4"][1], 0, 1),
                                        ("TCP", "127.0.0.1", b["tcp4"][1], errno.EADDRINUSE, 1))]
 

@@ -108,8 +108,10 @@ def test_text_columns_with_uid_tid_and_free_memory():
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
     (t,), pid = trace_writer(["--memcg", "-T", "-U", "-e", "-t", "{pid}"], json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header.split() == ["TIME(s)", "UID", "COMM", "TID", "LAT(ms)", "PAGES", "FREE(KB)",
-                              "RECLAIM"]
+    # BCC's: TIME(s) %-14s, UID %-6s and FREE(KB) %10s with no space
+    # between them and their neighbours; then --memcg's column
+    assert header == "%-14s%-6s%-14s %-6s %8s %5s%10s %s" % (
+        "TIME(s)", "UID", "COMM", "TID", "LAT(ms)", "PAGES", "FREE(KB)", "RECLAIM")
     assert lines
     for line in lines:
         ts, uid, comm, tid, lat, pages, free, kind = line.split()
@@ -117,8 +119,8 @@ def test_text_columns_with_uid_tid_and_free_memory():
         assert len(ts.split(".")[1]) == 9 and len(lat.split(".")[1]) == 2
         assert int(pages) >= 0 and int(free) > 0 and int(free) % page_kb == 0
         # BCC's widths: UID 6, COMM 14, TID 6, LAT(ms) 8, PAGES 5, FREE(KB) 10
-        assert line[15:].startswith("%-6s %-14s %-6s %8s %5s %10s " % (uid, comm, tid, lat,
-                                                                          pages, free))
+        assert line[14:].startswith("%-6s%-14s %-6s %8s %5s%10s " % (uid, comm, tid, lat,
+                                                                        pages, free))
 
 
 def test_free_memory_from_vmstat():

@@ -122,9 +122,11 @@ def test_process_exit_is_its_last_thread():
 def test_text_columns_utc_and_label():
     child, t = run_held(("--utc", "--label"), "/bin/sh -c 'exit 3'", json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header.split() == ["TIME-UTC", "LABEL", "PCOMM", "PID", "PPID", "TID", "AGE(s)",
-                              "EXIT_CODE"]
+    # BCC's: TIME-UTC %-13s and LABEL %-6s with no space after them
+    assert header == "%-13s%-6s%-16s %-7s %-7s %-7s %-7s %s" % (
+        "TIME-UTC", "LABEL", "PCOMM", "PID", "PPID", "TID", "AGE(s)", "EXIT_CODE")
     [line] = lines
+    assert line[12] == " " and line[13:19] == "exit  "
     f = line.split()
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d\d", f[0])
     assert abs(time.strptime(f[0][:8], "%H:%M:%S").tm_hour - time.gmtime().tm_hour) in (0, 1, 23)
@@ -135,3 +137,7 @@ def test_text_columns_utc_and_label():
     header, line = t.stdout.splitlines()
     assert header.split()[:2] == ["LABEL", "PCOMM"] and line.split()[0] == "bye"
     assert line.split()[-1] == "0"
+    # an empty label is BCC's "exit"
+    child, t = run_held(("--label=",), "/bin/true", json_mode=False)
+    header, line = t.stdout.splitlines()
+    assert header.startswith("LABEL PCOMM") and line.startswith("exit  true ")

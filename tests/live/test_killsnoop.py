@@ -110,10 +110,21 @@ def test_signal_filter_by_name_and_number():
 
 
 def test_text_mode_columns():
+    # BCC's columns: PID and TPID are one wider than the digits of pid_max
+    with open("/proc/sys/kernel/pid_max") as f:
+        w = len(f.read().strip()) + 1
     t, pid, tp, dead, _ = run("-s", "WINCH", "-T", "{dead}", json_mode=False)
     header, line = t.stdout.splitlines()
-    assert header.split() == ["TIME", "PID", "COMM", "SIG", "TPID", "RESULT", "TCOMM"]
-    assert line.split()[1:] == [str(pid), PYTHON_COMM, str(WINCH), str(dead), "-3"]
+    assert header == "%-9s %-*s %-16s %-4s %-*s %s" % ("TIME", w, "PID", "COMM", "SIG", w,
+                                                       "TPID", "RESULT")
+    assert line[9] == " " and line[10:] == "%-*d %-16s %-4d %-*d %d" % (
+        w, pid, PYTHON_COMM, WINCH, w, dead, -3)
+    # -e: the target's name too
+    t, pid, tp, dead, _ = run("-e", "-s", "URG", json_mode=False)
+    header, line = t.stdout.splitlines()
+    assert header.endswith(" TPID%s RESULT TCOMM" % (" " * (w - 4)))
+    assert line[10:] == "%-*d %-16s %-4d %-*d %-6d %s" % (w, pid, PYTHON_COMM, URG, w, tp, 0,
+                                                          "sleep")
 
 
 def test_bad_signal_is_a_usage_error():

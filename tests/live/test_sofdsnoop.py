@@ -195,8 +195,10 @@ def test_name_substring_filter_both_ways():
 def test_text_mode_one_line_per_fd():
     t, pid, c = run(SEND_RECV, "-T", json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header.split() == ["TIME(s)", "ACTION", "TID", "COMM", "SOCKET", "FD", "NAME"]
-    rows = [line[15:] for line in lines]
+    # BCC's: TIME(s) is %-14s with no space after it
+    assert header == "%-14s%-6s %-6s %-16s %-25s %-5s %s" % ("TIME(s)", "ACTION", "TID", "COMM",
+                                                             "SOCKET", "FD", "NAME")
+    rows = [line[14:] for line in lines]
     sock = {"SEND": "%d:socket:[%d]" % (c["a"], c["a_ino"]),
             "RECV": "%d:socket:[%d]" % (c["b"], c["b_ino"])}
     want = [(action, fd, name) for action, fds in (("SEND", [c["tmp"], c["null"]]),

@@ -3,6 +3,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -107,12 +108,25 @@ def test_pid_and_comm_filters_both_ways():
 
 
 def test_text_columns():
+    # BCC's columns: seconds since boot, COMM, CALL (and no pid to tell
+    # whose: the events are filtered to the child)
     t, pid, path = run("os.fdatasync(fd)\nos.sync()", json_mode=False)
     header, *lines = t.stdout.splitlines()
-    assert header.split() == ["TIME(s)", "CALL", "PID", "COMM", "LAT(ms)", "ERR", "FILE"]
-    rows = [line.split() for line in lines if line.split()[2] == str(pid)]
-    assert [r[1:4] + r[5:] for r in rows] == [["fdatasync", str(pid), COMM, "0", path],
-                                              ["sync", str(pid), COMM, "0", "-"]]
+    assert header == "%-18s %-16s %s" % ("TIME(s)", "COMM", "CALL")
+    assert [line[19:] for line in lines] == ["%-16s %s" % (COMM, call)
+                                             for call in ("fdatasync", "sync")]
+    now = time.clock_gettime(time.CLOCK_MONOTONIC)     # bpf_ktime_get_ns()'s clock
+    for line in lines:
+        assert line[18] == " " and len(line[:18].rstrip().split(".")[1]) == 9
+        assert 0 < now - float(line[:18]) < 60
+    # -e: our columns after BCC's
+    t, pid, path = run("os.fdatasync(fd)\nos.sync()", "-e", json_mode=False)
+    header, *lines = t.stdout.splitlines()
+    assert header == "%-18s %-16s %-16s %-7s %9s %3s %s" % ("TIME(s)", "COMM", "CALL", "PID",
+                                                             "LAT(ms)", "ERR", "FILE")
+    rows = [line.split() for line in lines]
+    assert [r[1:4] + r[5:] for r in rows] == [[COMM, "fdatasync", str(pid), "0", path],
+                                              [COMM, "sync", str(pid), "0", "-"]]
     for r in rows:
         float(r[0]), float(r[4])
         assert len(r[0].split(".")[1]) == 9 and len(r[4].split(".")[1]) == 3

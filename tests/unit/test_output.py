@@ -38,6 +38,19 @@ def test_text_writer_header_and_rows_share_one_declaration():
                               "ls\\n             42       -2 /bin/ls -l\n")
 
 
+def test_header_aligned_apart_from_its_values_and_a_wider_gap():
+    # bindsnoop's PORT header is BCC's %-5s over %5d values, OPTS the other
+    # way round; BCC's --count table has five spaces before BINDS
+    out = io.StringIO()
+    w = TextWriter([Column("PORT", "port", 5, head=-5), Column("OPTS", "opts", -5, head=5),
+                    Column("IF", "dev", 2), Column("BINDS", "n", -10, sep="     ")], out)
+    w.header()
+    w.write({"port": 80, "opts": "...R.", "dev": 0, "n": 3})
+    w.flush()
+    assert out.getvalue() == ("PORT   OPTS IF     BINDS\n"
+                              "   80 ...R.  0     3\n")
+
+
 def test_text_cells_of_every_type_as_cell_makes_them():
     # the line function passes ints and printable text through as they are,
     # and everything else through cell(): the result is cell()'s either way
