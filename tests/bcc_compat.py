@@ -27,8 +27,6 @@ Fields that say how a row is run and what it proves:
 - kernel: what the tool needs from the kernel beyond tracepoints (dcsnoop:
   fentry or kprobes). Where this kernel lacks it, the tool exits 1 with one
   line saying so, and its header can only be checked where it runs.
-- needs: a feature on another branch, not merged here; the row is expected
-  to fail until it lands (the live test marks it xfail, strict).
 - why: where we deliberately differ from BCC, or cannot do what it does;
   the tool's man page says so too.
 """
@@ -37,10 +35,10 @@ import time
 
 
 class Row:
-    def __init__(self, tool, args, header, doc, why="", needs=None, at_exit=False,
+    def __init__(self, tool, args, header, doc, why="", at_exit=False,
                  refused=False, kernel=None):
         self.tool, self.args, self.header, self.doc = tool, args, header, doc
-        self.why, self.needs, self.at_exit = why, needs, at_exit
+        self.why, self.at_exit = why, at_exit
         self.refused, self.kernel = refused, kernel
 
     @property
@@ -121,8 +119,6 @@ STAT_S = "PID     COMM               FD ERR SYSCALL      PATH"
 SYNC = "TIME(s)            COMM             CALL"
 THREAD = "TIME(ms)   PID     COMM             FUNC"
 
-MAPS = "maps"       # --cgroupmap/--mntnsmap, on another branch
-STACKS = "stacks"   # compactsnoop -K, on another branch
 
 DCACHE = ("no tracepoint covers dcache lookups: dcsnoop needs fentry or kprobes, and on a "
           "kernel with neither it says so and exits 1")
@@ -140,8 +136,8 @@ ROWS = [
     Row("bindsnoop", "-u 1000", BIND, "usage, man"),
     Row("bindsnoop", "-E", BIND_E, "usage, man"),
     Row("bindsnoop", "--count", BIND_COUNT, "usage, example, man", at_exit=True),
-    Row("bindsnoop", "--cgroupmap {cgroupmap}", BIND, "usage, example", needs=MAPS),
-    Row("bindsnoop", "--mntnsmap {mntnsmap}", BIND, "usage", needs=MAPS),
+    Row("bindsnoop", "--cgroupmap {cgroupmap}", BIND, "usage, example"),
+    Row("bindsnoop", "--mntnsmap {mntnsmap}", BIND, "usage"),
     # biosnoop
     Row("biosnoop", "", BIO, "usage, example, man"),
     Row("biosnoop", "-Q", BIO_Q, "usage, example"),
@@ -153,9 +149,9 @@ ROWS = [
     Row("compactsnoop", "-Tp 24376", COMPACT_T, "example"),
     Row("compactsnoop", "-d 10", COMPACT, "usage, man"),
     Row("compactsnoop", "-d 2", COMPACT, "example"),
-    Row("compactsnoop", "-K", COMPACT, "usage", needs=STACKS),
+    Row("compactsnoop", "-K", COMPACT, "usage"),
     Row("compactsnoop", "-e", COMPACT_E, "usage, example"),
-    Row("compactsnoop", "-K -e", COMPACT_E, "example", needs=STACKS),
+    Row("compactsnoop", "-K -e", COMPACT_E, "example"),
     # dcsnoop
     Row("dcsnoop", "", DC, "usage, example, man", why=DCACHE, kernel="dcache"),
     Row("dcsnoop", "-a", DC, "usage, man", why=DCACHE, kernel="dcache"),
@@ -195,8 +191,8 @@ ROWS = [
     Row("execsnoop", "-Ttn mount", EXEC_TTS, "example"),
     Row("execsnoop", "-l tpkg", EXEC, "usage"),
     Row("execsnoop", "-l testpkg", EXEC, "example, man"),
-    Row("execsnoop", "--cgroupmap {cgroupmap}", EXEC, "usage, example, man", needs=MAPS),
-    Row("execsnoop", "--mntnsmap {mntnsmap}", EXEC, "usage", needs=MAPS),
+    Row("execsnoop", "--cgroupmap {cgroupmap}", EXEC, "usage, example, man"),
+    Row("execsnoop", "--mntnsmap {mntnsmap}", EXEC, "usage"),
     # exitsnoop
     Row("exitsnoop", "", EXIT, "usage, example, man"),
     Row("exitsnoop", "-x", EXIT, "usage, man"),
@@ -236,8 +232,8 @@ ROWS = [
     Row("opensnoop", "-f O_WRONLY -f O_RDWR", OPEN, "usage, man"),
     Row("opensnoop", "-e -f O_WRONLY -f O_RDWR", OPEN_E, "example"),
     Row("opensnoop", "-F", OPEN, "usage"),
-    Row("opensnoop", "--cgroupmap {cgroupmap}", OPEN, "usage, example, man", needs=MAPS),
-    Row("opensnoop", "--mntnsmap {mntnsmap}", OPEN, "usage", needs=MAPS),
+    Row("opensnoop", "--cgroupmap {cgroupmap}", OPEN, "usage, example, man"),
+    Row("opensnoop", "--mntnsmap {mntnsmap}", OPEN, "usage"),
     # shmsnoop
     Row("shmsnoop", "", SHM, "usage, example, man"),
     Row("shmsnoop", "-T", SHM_T, "usage, man"),

@@ -27,6 +27,8 @@ class Collect(io.StringIO):
     """A sink that keeps the text it is given (what the writers of
     output.py hand sink.Sink.write()), for tests of what they write."""
 
+    fd = -1     # no terminal
+
     def write(self, data, entries=(), sep=0):
         return super().write(data)
 

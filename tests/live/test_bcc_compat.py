@@ -6,8 +6,7 @@ The tool must accept it and, once tracing, print BCC's header line, exactly
 Rows that BCC itself refuses must be refused (exit 2, a usage message).
 dcsnoop's rows run where the kernel offers fentry or kprobes; elsewhere the
 tool must say in one line that it cannot trace (exit 1), not refuse the
-line. Rows that need a feature from another branch are xfail, strict: they
-fail here, and must pass once it lands."""
+line."""
 import ctypes
 import os
 import shlex
@@ -16,7 +15,7 @@ import tempfile
 
 import pytest
 
-from bcc_compat import MAPS, ROWS, STACKS, a_disk
+from bcc_compat import ROWS, a_disk
 from helpers import Tracer, fentry_allowed, run_tool
 from snooptools import kernel
 
@@ -98,10 +97,7 @@ def run_row(row, places):
     return Outcome(status == 0, header, t.stderr)
 
 
-@pytest.mark.parametrize("row", [
-    pytest.param(row, id=row.id, marks=[pytest.mark.xfail(
-        strict=True, reason="needs %s, from another branch" % row.needs)] if row.needs else [])
-    for row in ROWS])
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_bcc_command_line(row, places):
     out = run_row(row, places)
     assert out.accepted, out.detail
@@ -113,4 +109,3 @@ def test_bcc_command_line(row, places):
 def test_placeholders_are_made_for_every_row(places):
     for row in ROWS:
         shlex.split(row.args.format(**places))
-    assert {row.needs for row in ROWS if row.needs} == {MAPS, STACKS}

@@ -41,7 +41,7 @@ def test_text_writer_header_and_rows_share_one_declaration():
 def test_header_aligned_apart_from_its_values_and_a_wider_gap():
     # bindsnoop's PORT header is BCC's %-5s over %5d values, OPTS the other
     # way round; BCC's --count table has five spaces before BINDS
-    out = io.StringIO()
+    out = Collect()
     w = TextWriter([Column("PORT", "port", 5, head=-5), Column("OPTS", "opts", -5, head=5),
                     Column("IF", "dev", 2), Column("BINDS", "n", -10, sep="     ")], out)
     w.header()
