@@ -5,6 +5,8 @@ A tool subclasses Tool (tool.py) and declares its columns with Column
 """
 from .errors import SnoopError, UsageError
 from .output import Column, kstr
-from .tool import Refused, Tool, millis
+from .cli import millis
+from .startup import Refused
+from .tool import Tool
 
 __all__ = ["Column", "Refused", "SnoopError", "Tool", "UsageError", "kstr", "millis"]

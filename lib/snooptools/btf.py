@@ -11,7 +11,7 @@ import ctypes
 import re
 import struct
 
-from . import libbpf
+from . import codegen, libbpf
 from .errors import SnoopError
 
 INT, PTR, ARRAY, STRUCT, UNION, ENUM = 1, 2, 3, 4, 5, 6
@@ -176,8 +176,7 @@ class Layout:
                   "        data, start, end = bytes(data[start:end]).ljust(size, b'\\0'), 0, size\n"
                   "%s") % "".join("    %s\n" % line for line in lines + body.splitlines())
         scope = dict(scope, size=self.struct.size, unpack_from=self.struct.unpack_from)
-        exec(source, scope)
-        return scope["handle"]
+        return codegen.function("handle", source, scope, "decoder of " + " ".join(self.names + [self.tail] if self.tail else self.names))
 
     @classmethod
     def from_btf(cls, info, type_name):

@@ -7,6 +7,8 @@ them its own way: escaped as \\xNN in text, replaced in JSON.
 """
 import time
 
+from . import codegen
+
 
 def kstr(raw, length=None):
     """Kernel bytes as str: the first length of them, or (without a length)
@@ -78,6 +80,15 @@ def _line_format(columns, header=False):
     n = len(columns)
     return "".join((c.sep if i else "") + c.spec(i == n - 1, c.head if header else None)
                    for i, c in enumerate(columns))
+
+
+def comm_column(width=-16, cut=False):
+    """The COMM column: BCC's %-16s, or (cut) its %-14.14s kind, where the
+    name, made visible first (escape), is cut to the column's width."""
+    if not cut:
+        return Column("COMM", "comm", width)
+    n = abs(width)
+    return Column("COMM", "comm", width, lambda comm: escape(comm)[:n])
 
 
 def cell(value):
@@ -163,8 +174,7 @@ def _line_function(columns, fmt):
             body.append("        %s = cell(%s)" % (v, v))
         cells.append(v)
     code = "def line(rec):\n%s\n    return fmt %% (%s,)\n" % ("\n".join(body), ", ".join(cells))
-    exec(code, env)
-    return env["line"]
+    return codegen.function("line", code, env, "line of " + " ".join(c.header for c in columns))
 
 
 def _is_utf8(text):
@@ -232,8 +242,7 @@ def _shape_encoder(rec, generic):
                                   " and ".join(checks) or "True", "".join(v + ", " for v in values))
     scope = {"template": "{" + ",".join(parts) + "}", "text": encode_basestring,
              "generic": generic}
-    exec(src, scope)
-    return scope["encode"]
+    return codegen.function("encode", src, scope, "JSON of records of " + ", ".join(rec))
 
 
 class JsonWriter:

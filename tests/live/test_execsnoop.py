@@ -2,7 +2,7 @@
 import errno
 import os
 
-from helpers import PYTHON, PYTHON_COMM, Tracer, held_child, release
+from helpers import Tracer, held_child, release
 
 
 def exec_events(t, pid):

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from helpers import PYTHON, PYTHON_COMM, Tracer, release
+from helpers import PYTHON_COMM, Tracer, release
 
 # Run by the held child: wait for a line on stdin, then signal argv[1] (alive)
 # and argv[2] (dead) through each call. Signals whose default action is to

@@ -1,7 +1,6 @@
 """statsnoop, live: every stat-family call this kernel has, made by a held
 child through libc's syscall(), asserted field by field."""
 import errno
-import os
 import platform
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """Every built object passes the verifier, with its optional code enabled
 (rodata knobs that are off let the verifier skip code, so turn them on)."""
-import os
 
 import pytest
 

@@ -12,7 +12,8 @@ import tempfile
 from snooptools import Column, Tool
 from snooptools import output, sink
 from snooptools.btf import Layout
-from snooptools.tool import POLL_SECONDS
+from snooptools import loop
+from snooptools.loop import POLL_SECONDS
 
 
 class Out:
@@ -94,22 +95,22 @@ class Probe(Tool):
         return [Column("PID", "pid", 5)]
 
     def open_stdout(self, encoding=None):
-        self.stdout = self.out.sink(encoding)
+        self.stdout = self.fake.sink(encoding)
         return self.stdout
 
 
 def poll(batches, json_mode=False, monkeypatch=None):
     out, err = Out(), io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    monkeypatch.setattr("snooptools.tool.LOST_CHECK_SECONDS", 0)   # check every round
+    monkeypatch.setattr("snooptools.loop.LOST_CHECK_SECONDS", 0)   # check every round
     tool = Probe()
-    tool.out = out
+    tool.fake = out
     tool.child = None
     tool.clock = output.Clock()
     args = argparse.Namespace(json=json_mode, time=False, timestamp=False, summary=False,
                               duration=None, quiet=True)
     buf = Buffer(batches, out)
-    assert tool.poll(Obj, buf, args) == 0
+    assert loop.trace(tool, Obj, buf, args) == 0
     return out, err, buf
 
 

@@ -36,9 +36,7 @@ def drawn_header(tool_name, argv):
     """The header the tool prints for argv, and whether it took argv (a
     usage error is SystemExit 2)."""
     tool = tool_class(tool_name)()
-    parser = tool.parser()
-    args = parser.parse_args(argv)
-    tool.validate(args, parser)
+    args, _ = tool.parse(argv)
     tool.clock = Clock()
     out = Collect()
     tool.open_stdout = lambda encoding=None: out

@@ -82,8 +82,7 @@ def test_unreadable_file_gives_hex_and_one_note(tmp_path):
 def compactsnoop(argv, tmp_path, stacks):
     mod = tool_module("compactsnoop")
     t = mod.CompactSnoop()
-    args = t.parser().parse_args(argv)
-    t.validate(args, None)
+    args, _ = t.parse(argv)
 
     class Obj:          # the stack map, as BPFObject.stack reads it
         def stack(self, name, stack_id):

@@ -2,12 +2,11 @@
 synthetic events the way they decode real ones."""
 import importlib.machinery
 import importlib.util
-import struct
 
 import pytest
 
 from helpers import ROOT
-from snooptools import SnoopError, Tool
+from snooptools import SnoopError, Tool, loop
 from snooptools.bpfobject import BPFObject, object_path
 from snooptools.btf import Layout
 
@@ -55,7 +54,7 @@ def test_the_tail_is_what_was_sent_and_short_records_are_padded():
 def decode(tool, cls_name, argv, **fields):
     mod = tool_module(tool)
     t = getattr(mod, cls_name)()
-    args = t.parser().parse_args(argv)
+    args, _ = t.parse(argv)
     t.configure(_NoKnobs(), args)
     return record(t, layout(tool), **fields)
 
@@ -66,7 +65,7 @@ def record(t, lay, **fields):
     got = []
     t.clock = _Clock()
     data = pack(lay, **fields)
-    t.handler(lay, got.append)(data, 0, len(data))
+    loop.decoder(t, lay, got.append)(data, 0, len(data))
     return got[0] if got else None
 
 
@@ -137,7 +136,7 @@ def test_handler_reads_each_record_where_the_buffer_has_it():
     t = tool_module("opensnoop").OpenSnoop()
     t.name_filter, t.clock = None, _Clock()
     got = []
-    handle = t.handler(lay, got.append)
+    handle = loop.decoder(t, lay, got.append)
     one = pack(lay, ts_ns=2_500_000_000, pid=7, tid=8, uid=9, comm=b"cat", ret=3, call=1,
                path_len=5, buf=b"/etc\0")
     two = pack(lay, pid=10, tid=10, comm=b"ls", ret=-13, call=0, path_len=2, buf=b"x\0")

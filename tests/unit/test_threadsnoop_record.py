@@ -9,8 +9,8 @@ from test_layout import record as tool_record
 
 def record(argv, **fields):
     t = tool_module("threadsnoop").ThreadSnoop()
-    args = t.parser().parse_args(argv)
-    t.all, t.symbols = args.all, Symbolizer()     # what configure() sets
+    args, _ = t.parse(argv)
+    t.symbols = Symbolizer()                     # what configure() sets
     return tool_record(t, layout("threadsnoop"), **fields)
 
 

@@ -1,0 +1,171 @@
+"""The poll loop: from "Tracing ..." to the last event written. It drains
+the kernel's buffer every POLL_SECONDS at the longest, decodes each record
+with the decoder made for the tool (decoder()), writes each batch through
+stdout's sink, reports lost events as they grow, and ends between drains
+at Ctrl-C, SIGTERM, SIGHUP, --duration or the end of --exec's command."""
+import os
+import signal
+import sys
+import time
+
+from . import output, sink
+from .output import kstr
+
+POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is shown
+LOST_CHECK_SECONDS = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def trace(tool, obj, buf, args):
+    """Print tool's events from buf until stopped; the exit status."""
+    out = tool.writer(args)
+    summary = output.Summary(tool.summary_key, tool.summary_header) if args.summary else None
+    emit = out.write
+    if summary is not None:
+        def emit(rec):
+            summary.add(rec)
+            out.write(rec)
+    handle = decoder(tool, obj.layout("event"), emit)
+
+    # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
+    # never inside one: an exception raised mid-drain would leave records
+    # written but not released, to be read and written again. The first
+    # also bounds the wait for a stalled reader of stdout; another ends it
+    # at once.
+    stopping, stdout = tool.stopping, tool.stdout
+
+    def on_stop(sig, _frame):
+        stopping.append(sig)
+        stdout.stop()
+
+    handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
+    try:
+        return _loop(tool, buf, args, out, summary, handle)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        stdout.close()
+
+
+def _loop(tool, buf, args, out, summary, handle):
+    stopping, stdout, child = tool.stopping, tool.stdout, tool.child
+    tool.out = out
+    tool.status(args, tool.tracing)
+    if not tool.deferred(args):
+        out.header()
+    if child:
+        child.release()
+    now = time.monotonic()
+    deadline = now + args.duration if args.duration else None
+    stdout.stop_at = deadline
+    lost_at, lost_seen = now + LOST_CHECK_SECONDS, 0
+    while not stopping:
+        timeout = POLL_SECONDS
+        if deadline is not None:
+            timeout = min(timeout, deadline - now)
+            if timeout <= 0:
+                break
+        buf.wait(timeout)       # a signal ends it within POLL_SECONDS
+        buf.drain(handle)
+        out.flush()
+        if child and child.exited():
+            break
+        now = time.monotonic()
+        if now >= lost_at:
+            lost_seen = report_lost(buf, lost_seen)
+            lost_at = now + LOST_CHECK_SECONDS
+    stdout.stop()               # what is left waits a bounded time for the reader
+    buf.wait(0)
+    buf.drain(handle)
+    out.flush()
+    lost_seen = report_lost(buf, lost_seen)
+    tool.finish(args, out)
+    if stdout.unwritten:
+        say("%d events not written: %s" % (
+            stdout.unwritten, "stdout's reader did not take them within %g s of the stop"
+            % sink.STOP_WAIT_SECONDS if len(stopping) < 2 else "stopped by a second signal"))
+    if summary is not None:
+        text = summary.render(lost_seen, stdout.unwritten)
+        if args.json:
+            say(text, end="")
+        else:
+            stdout.write(text)
+    return 0
+
+
+def decoder(tool, layout, emit):
+    """handle(data, start, end): the record of one event, from its bytes to
+    emit(), as one function made for tool's struct event and record()
+    (Layout.function): no dict of the event's fields is made, and record()
+    gets the fields it names as its arguments."""
+    comms = {}      # a few names recur: decode each once
+
+    def new_comm(raw):
+        if len(comms) > 4096:
+            comms.clear()
+        comm = comms[raw] = kstr(raw)
+        return comm
+
+    body = ("comm = comms.get(f_comm)\n"
+            "if comm is None:\n"
+            "    comm = new_comm(f_comm)\n"
+            "rec = record({'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
+            "              'uid': f_uid, 'comm': comm}%s)\n"
+            "if rec is not None:\n"
+            "    emit(rec)\n") % "".join(", f_" + f for f in tool.record_fields(layout))
+    return layout.function(body, {"comms": comms, "new_comm": new_comm, "emit": emit,
+                                  "record": tool.record, "offset": tool.clock.offset})
+
+
+def report_lost(buf, seen):
+    lost = buf.lost()
+    if lost > seen:
+        say("%d events lost" % (lost - seen))
+    return lost
+
+
+def say(text, end="\n"):
+    """A line on stderr, for the user: a closed or failing stderr is no
+    reason to fail (the events went to stdout)."""
+    try:
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Child:
+    """A command started before tracing, held at a pipe until every probe is
+    attached, so that its whole life is traced (--exec)."""
+
+    def __init__(self, argv):
+        r, self._w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._w)
+            if os.read(r, 1) != b"x":
+                os._exit(0)         # the tracer gave up before starting it
+            os.close(r)
+            try:
+                os.execvp(argv[0], argv)
+            except OSError as e:
+                sys.stderr.write("%s: %s\n" % (argv[0], e.strerror))
+            os._exit(127)
+        os.close(r)
+        self._status = None
+
+    def release(self):
+        os.write(self._w, b"x")
+        os.close(self._w)
+        self._w = None
+
+    def exited(self):
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status = status
+        return self._status is not None
+
+    def __del__(self):
+        if getattr(self, "_w", None) is not None:
+            os.close(self._w)

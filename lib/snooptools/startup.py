@@ -1,0 +1,103 @@
+"""Start-up: the object opened, configured for this kernel and the command
+line, loaded and attached, trying a tool's variants in turn where no
+tracepoint carries its events. Features are probed, never versions."""
+import os
+
+from . import filters, kernel, libbpf, output, transport
+from .bpfobject import BPFObject, object_path
+from .errors import SnoopError
+
+
+class Refused(Exception):
+    """This kernel cannot run a variant of the tool."""
+
+    def __init__(self, why):
+        super().__init__(why)
+        self.why = why
+
+
+def start(tool, args):
+    """Open, configure, load and attach tool's object, trying each variant
+    in turn: a variant the kernel refuses (at load or attach) gives way to
+    the next. Returns (object, transport factory); sets tool.variant to the
+    one running and tool.clock to the clock of its events."""
+    refused = []
+    variants = tool.variants or ((None, ()),)
+    forced = os.environ.get("SNOOPTOOLS_VARIANT")
+    if tool.variants and forced:        # tests prove each variant by name
+        variants = [v for v in variants if v[0] == forced]
+        if not variants:
+            raise SnoopError("no variant %r" % forced, "%s has %s" % (
+                tool.name, ", ".join(v for v, _ in tool.variants)))
+    for variant, programs in variants:
+        tool.variant = variant          # configure() and attach() may ask
+        obj = BPFObject(object_path(tool.name))
+        try:
+            select_programs(tool, obj)
+            for other, progs in tool.variants:
+                for name in progs if other != variant else ():
+                    obj.set_autoload(name, False)
+            if variant == "kprobe" and not kernel.has_kprobes():
+                raise Refused("not built into this kernel")
+            make_transport = transport.choose(obj, tool.ring_bytes, tool.perf_pages)
+            use_kernel_features(obj)
+            filters.apply(obj, args)
+            tool.configure(obj, args)
+            obj.load()
+            filters.fill(obj, args)
+            tool.after_load(obj, args)
+            # "since tracing started" counts from the first attach, so no
+            # event (not even the tool's own start-up) has a negative time
+            tool.clock = output.Clock()
+            tool.attach(obj, args)
+        except (Refused, libbpf.LibbpfError) as e:
+            obj.close()
+            if variant is None:
+                raise
+            why = e.why if isinstance(e, Refused) else \
+                "refused by the kernel (%s)" % os.strerror(e.errno)
+            refused.append("%s: %s" % (variant, why))
+            continue
+        except BaseException:
+            obj.close()
+            raise
+        return obj, make_transport
+    raise SnoopError("cannot trace on this kernel", "; ".join(refused), tool.no_variant_hint)
+
+
+def select_programs(tool, obj):
+    """Disable programs whose tracepoint this kernel lacks, if optional."""
+    for name, section, _ in obj.programs():
+        probe = kernel.section_probe(section)
+        if probe is None or probe[1]:
+            continue
+        if name not in tool.optional_programs:
+            raise SnoopError("%s is missing on this kernel" % probe[0],
+                             "%s cannot trace without it" % tool.name)
+        obj.set_autoload(name, False)
+
+
+def attach(tool, obj):
+    """Every program of obj to its own event, and the programs of
+    tool.also_attach to the more tracepoints they serve, where this kernel
+    has them."""
+    obj.attach()
+    for name, tracepoints in tool.also_attach.items():
+        for tp in tracepoints:
+            if kernel.tracepoint_exists(*tp.split("/", 1)):
+                obj.attach_tracepoint(name, tp)
+
+
+def use_kernel_features(obj):
+    """Turn on what this kernel lets the programs do faster (snoop.bpf.h):
+    read current's task_struct directly, and keep what an entry saw for its
+    exit (SNOOP_STARTS) in task-local storage rather than a hash by thread
+    id (the unused map shrinks to one slot)."""
+    obj.set_rodata(task_btf=kernel.tracing_helper(kernel.BPF_FUNC_GET_CURRENT_TASK_BTF))
+    if not obj.has_map("starts_task"):
+        return
+    task = kernel.prefer("SNOOPTOOLS_STARTS", "task", "hash",
+                         lambda: kernel.tracing_helper(kernel.BPF_FUNC_TASK_STORAGE_GET),
+                         "task-local storage for tracing programs")
+    obj.set_rodata(use_task_storage=task)
+    obj.stub_map("starts" if task else "starts_task")
