@@ -138,6 +138,17 @@ class Tracer:
         return [json.loads(line) for line in self._stdout if line.strip()]
 
 
+def cgroup2_root():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup/unified on a
+    hybrid host)."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return mnt
+    raise AssertionError("no cgroup2 hierarchy mounted")
+
+
 def held_child(argv_after_read, **kw):
     """A child shell that waits for a line on stdin and then execs the given
     command line: its pid is known (to filter on) before it does anything."""

@@ -13,7 +13,8 @@ import time
 import pytest
 from pathlib import Path
 
-from helpers import PYTHON, PYTHON_COMM, ROOT, TOOLS, TOOLS_DIR, Tracer, held_child, release, run_tool
+from helpers import (PYTHON, PYTHON_COMM, ROOT, TOOLS, TOOLS_DIR, Tracer, cgroup2_root, held_child,
+                     release, run_tool)
 
 OPEN = PYTHON + " -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))' "
 
@@ -68,15 +69,6 @@ def test_uid_filter_both_ways(target):
 def test_comm_filter_both_ways(target):
     assert traced(target, "--comm", PYTHON_COMM) != []
     assert traced(target, "--comm", "python4") == []
-
-
-def cgroup2_root():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, mnt, fstype = line.split()[:3]
-            if fstype == "cgroup2":
-                return mnt
-    pytest.fail("no cgroup2 hierarchy mounted")
 
 
 def test_cgroup_filter_both_ways(target):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, Tracer, held_child, release, run_tool
+from helpers import ROOT, Tracer, cgroup2_root, held_child, release, run_tool
 
 MAP_TOOLS = ["execsnoop", "opensnoop", "bindsnoop", "mountsnoop"]     # BCC's with the options
 
@@ -43,15 +43,6 @@ def bpffs():
     finally:
         subprocess.run(["umount", d], check=True)
         os.rmdir(d)
-
-
-def cgroup2_root():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            _, mnt, fstype = line.split()[:3]
-            if fstype == "cgroup2":
-                return mnt
-    pytest.fail("no cgroup2 hierarchy mounted")
 
 
 @pytest.fixture
