@@ -109,13 +109,6 @@ static __always_inline bool disk_wanted(struct request *rq)
 	return (filter_part ? part_dev(rq) : disk_dev(rq)) == filter_dev;
 }
 
-/* Is any of the common process filters set? */
-static __always_inline bool task_filtered(void)
-{
-	return filter_pid || filter_pids || filter_tids || filter_uid != SNOOP_UNSET || filter_comm[0] ||
-	       filter_cgroup;
-}
-
 /* Attribute rq to current, started now; false if the filters refuse it. */
 static __always_inline bool claim(struct request *rq, struct inflight *r, u8 by)
 {

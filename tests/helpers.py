@@ -149,6 +149,13 @@ def cgroup2_root():
     raise AssertionError("no cgroup2 hierarchy mounted")
 
 
+def own_cgroup_id():
+    """The cgroup v2 id of this process's cgroup (its directory's inode)."""
+    with open("/proc/self/cgroup") as f:
+        path = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+    return os.stat(cgroup2_root() + path).st_ino
+
+
 def held_child(argv_after_read, **kw):
     """A child shell that waits for a line on stdin and then execs the given
     command line: its pid is known (to filter on) before it does anything."""

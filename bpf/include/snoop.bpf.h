@@ -33,6 +33,11 @@ const volatile char filter_comm[TASK_COMM_LEN] = {};
 const volatile bool filter_cgroup = false;	/* consult cgroup_filter */
 const volatile bool filter_cgroupmap = false;	/* --cgroupmap: consult cgroupmap */
 const volatile bool filter_mntnsmap = false;	/* --mntnsmap: consult mntnsmap */
+/* --container, --all-containers: only tasks whose cgroup is a key of
+ * container_cgroups; --host-only: only tasks whose cgroup is not */
+#define CONTAINERS_ONLY		1
+#define CONTAINERS_EXCLUDED	2
+const volatile u8 filter_containers = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -76,6 +81,45 @@ struct {
 	__type(value, u8);
 } mntnsmap SEC(".maps");
 
+/*
+ * The cgroup v2 ids of the containers --container names (each container's
+ * cgroup and every cgroup below it), kept up to date by user space as
+ * containers come and go (containers.py): container_cgroups holds them, and
+ * container_bits, one bit per id modulo its size, answers "not one of
+ * them" for most other cgroups with a few loads (an array's lookup is
+ * inlined), before the hash is asked. Unused, no program reaches either,
+ * and the hash holds nothing (entries are allocated as added).
+ */
+#define CONTAINER_BITS_WORDS 1024
+struct container_bits {
+	u64 words[CONTAINER_BITS_WORDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct container_bits);
+} container_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, u8);
+} container_cgroups SEC(".maps");
+
+static __always_inline bool container_listed(u64 cgid)
+{
+	u32 zero = 0;
+	struct container_bits *bits = bpf_map_lookup_elem(&container_bits, &zero);
+
+	if (!bits || !(bits->words[(cgid >> 6) & (CONTAINER_BITS_WORDS - 1)] & (1ULL << (cgid & 63))))
+		return false;
+	return bpf_map_lookup_elem(&container_cgroups, &cgid);
+}
+
 /* current's task_struct may be read directly (bpf_get_current_task_btf,
  * where user space found it): its uid and comm are then a few loads, not
  * a helper call each (~40 ns each, on every event; fill_task()). */
@@ -87,6 +131,15 @@ static __always_inline u64 current_mntns(void)
 	if (task_btf)
 		return bpf_get_current_task_btf()->nsproxy->mnt_ns->ns.inum;
 	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), nsproxy, mnt_ns, ns.inum);
+}
+
+/* current's cgroup v2 id (its directory's inode number): a few loads where
+ * current's task_struct may be read directly, else a helper call. */
+static __always_inline u64 current_cgroup_id(void)
+{
+	if (task_btf)
+		return bpf_get_current_task_btf()->cgroups->dfl_cgrp->kn->id;
+	return bpf_get_current_cgroup_id();
 }
 
 /*
@@ -131,6 +184,9 @@ static __always_inline bool should_trace(void)
 		if (!bpf_map_lookup_elem(&mntnsmap, &mntns))
 			return false;
 	}
+	if (filter_containers &&
+	    container_listed(current_cgroup_id()) != (filter_containers == CONTAINERS_ONLY))
+		return false;
 	return true;
 }
 
@@ -302,6 +358,15 @@ struct syscall_exit {
 	long ret;
 };
 
+/* Is any of the common task filters set? (A program that attributes an
+ * event to a task other than current asks before it guesses.) */
+static __always_inline bool task_filtered(void)
+{
+	return filter_pid || filter_pids || filter_tids || filter_uid != SNOOP_UNSET ||
+	       filter_comm[0] || filter_cgroup || filter_cgroupmap || filter_mntnsmap ||
+	       filter_containers;
+}
+
 /* Fields every event starts with; fill_task() sets them for current. */
 struct task_head {
 	u64 ts_ns;
@@ -309,7 +374,19 @@ struct task_head {
 	u32 tid;
 	u32 uid;
 	char comm[TASK_COMM_LEN];
+	u32 vpid;		/* pid (thread group id) in current's own pid namespace */
+	u64 cgroup_id;		/* current's cgroup v2 id: its directory's inode number */
 };
+
+/* The pid of task's thread group as its own (innermost) pid namespace
+ * numbers it: what ps shows inside a container. */
+static __always_inline u32 task_vpid(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+
+	return BPF_CORE_READ(pid, numbers[level & 31].nr);
+}
 
 static __always_inline void fill_task(struct task_head *h)
 {
@@ -323,10 +400,13 @@ static __always_inline void fill_task(struct task_head *h)
 
 		h->uid = task->cred->uid.val;
 		__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
+		h->vpid = task_vpid(task);
 	} else {
 		h->uid = (u32)bpf_get_current_uid_gid();
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
+		h->vpid = task_vpid((struct task_struct *)bpf_get_current_task());
 	}
+	h->cgroup_id = current_cgroup_id();
 }
 
 /* This CPU's scratch event in heap (an SNOOP_SCRATCH of a struct whose first

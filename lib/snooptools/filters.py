@@ -1,5 +1,7 @@
 """The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
-and BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills).
+BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills),
+and --container, --all-containers, --host-only (containers.py finds their
+cgroups; refresh() keeps the kernel's set of them up to date while tracing).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
 letters); apply() writes the matching .rodata knobs before load and fill()
@@ -9,6 +11,7 @@ should_trace() of bpf/include/snoop.bpf.h, before anything is copied.
 import argparse
 import os
 import struct
+import time
 
 from .bpfobject import map_type_name, open_pinned_map
 from .errors import SnoopError, UsageError
@@ -129,6 +132,32 @@ def pinned_key_map(path, option):
     return fd
 
 
+def names(text):
+    """NAME|ID[,NAME|ID...] -> a list of container names or ids."""
+    out = [part.strip() for part in text.split(",")]
+    if not all(out):
+        raise argparse.ArgumentTypeError("invalid container list %r: an empty name" % text)
+    return out
+
+
+def add_container_arguments(parser):
+    g = parser.add_argument_group("containers (filters applied in the kernel)")
+    # one of --container, --all-containers and --host-only (checked in
+    # container_selection(): argparse's exclusive group writes a usage line
+    # the man page check cannot read)
+    g.add_argument("--container", type=names, metavar="NAME|ID[,...]",
+                   help="only tasks in these containers (a name, an id or the start of one; "
+                        "podman, docker, containerd, CRI-O, LXC, systemd-nspawn)")
+    g.add_argument("--all-containers", action="store_true",
+                   help="only tasks in a container")
+    g.add_argument("--host-only", action="store_true",
+                   help="only tasks in no container")
+    g.add_argument("--containers", action="store_true",
+                   help="show a CONTAINER column: the container's name, or its short id "
+                        "(--json always has the container's keys)")
+    return g
+
+
 def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=None, maps=False):
     """Add the common filters; pid, tid, uid, comm_ are the tool's BCC short
     flags; maps: also BCC's --cgroupmap and --mntnsmap (the tools that had them)."""
@@ -152,6 +181,7 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
                             "the BPF hash map pinned at MAPPATH (u64 keys; as in BCC)")
     else:
         parser.set_defaults(cgroupmap=None, mntnsmap=None)
+    add_container_arguments(parser)
     return g
 
 
@@ -185,8 +215,41 @@ def apply(obj, args):
             finally:
                 os.close(fd)
             knobs[knob] = True
+    selection = container_selection(args)
+    if selection is not None:
+        knobs["filter_containers"] = CONTAINERS_EXCLUDED if args.host_only else CONTAINERS_ONLY
     if knobs:
         obj.set_rodata(**knobs)
+
+
+# filter_containers in snoop.bpf.h
+CONTAINERS_ONLY, CONTAINERS_EXCLUDED = 1, 2
+REFRESH_SECONDS = 0.5
+
+
+def container_selection(args):
+    """The containers.Selection of --container, --all-containers or
+    --host-only (made once: start-up may try several variants); None
+    without them. UsageError for a container that is not there."""
+    chosen = [flag for flag, on in (("--container", getattr(args, "container", None)),
+                                    ("--all-containers", getattr(args, "all_containers", False)),
+                                    ("--host-only", getattr(args, "host_only", False))) if on]
+    if not chosen:
+        return None
+    if len(chosen) > 1:
+        raise UsageError("%s and %s cannot be used together" % tuple(chosen[:2]))
+    selection = getattr(args, "_container_selection", None)
+    if selection is None:
+        from . import containers
+        root = containers.cgroup2_root()
+        if root is None:
+            raise SnoopError("no cgroup v2 hierarchy is mounted",
+                             "containers are told apart by their cgroup v2 ids "
+                             "(mount -t cgroup2 none /sys/fs/cgroup/unified)")
+        selection = containers.Selection(args.container or None, root)
+        selection.start()
+        args._container_selection = selection
+    return selection
 
 
 def fill(obj, args):
@@ -201,3 +264,41 @@ def fill(obj, args):
             obj.update("cgroup_filter", struct.pack("=I", 0), struct.pack("=I", fd))
         finally:
             os.close(fd)
+    selection = container_selection(args)
+    if selection is not None:
+        _add_cgroups(obj, selection.ids, selection.ids)
+
+
+CONTAINER_BITS_WORDS = 1024     # as in snoop.bpf.h
+
+
+def _add_cgroups(obj, new, every):
+    """new ids into container_cgroups, then container_bits made of every id."""
+    if not new:
+        return
+    for cid in new:
+        obj.update("container_cgroups", struct.pack("=Q", cid), b"\1")
+    words = [0] * CONTAINER_BITS_WORDS
+    for cid in every:
+        words[(cid >> 6) % CONTAINER_BITS_WORDS] |= 1 << (cid & 63)
+    obj.update("container_bits", struct.pack("=I", 0),
+               struct.pack("=%dQ" % CONTAINER_BITS_WORDS, *words))
+
+
+def refresher(obj, args):
+    """refresh(), to call now and then while tracing: the cgroups of the
+    chosen containers that appeared since (a container started, restarted or
+    recreated under its name; a cgroup made inside one) go into the kernel's
+    set. Their events before that are not shown: with --container they are
+    missed, with --host-only shown as the host's. None without a container
+    filter."""
+    selection = container_selection(args)
+    if selection is None:
+        return None
+    due = [time.monotonic() + REFRESH_SECONDS]
+
+    def refresh(now):
+        if now >= due[0]:
+            _add_cgroups(obj, selection.refresh(), selection.ids)
+            due[0] = now + REFRESH_SECONDS
+    return refresh

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from . import output, sink
+from . import filters, output, sink
 from .output import kstr
 
 POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is shown
@@ -26,6 +26,7 @@ def trace(tool, obj, buf, args):
             summary.add(rec)
             out.write(rec)
     handle = decoder(tool, obj.layout("event"), emit)
+    refresh = filters.refresher(obj, args)
 
     # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
     # never inside one: an exception raised mid-drain would leave records
@@ -40,14 +41,14 @@ def trace(tool, obj, buf, args):
 
     handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
     try:
-        return _loop(tool, buf, args, out, summary, handle)
+        return _loop(tool, buf, args, out, summary, handle, refresh)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         stdout.close()
 
 
-def _loop(tool, buf, args, out, summary, handle):
+def _loop(tool, buf, args, out, summary, handle, refresh=None):
     stopping, stdout, child = tool.stopping, tool.stdout, tool.child
     tool.out = out
     tool.status(args, tool.tracing)
@@ -71,6 +72,8 @@ def _loop(tool, buf, args, out, summary, handle):
         if child and child.exited():
             break
         now = time.monotonic()
+        if refresh:
+            refresh(now)
         if now >= lost_at:
             lost_seen = report_lost(buf, lost_seen)
             lost_at = now + LOST_CHECK_SECONDS
@@ -97,8 +100,20 @@ def decoder(tool, layout, emit):
     """handle(data, start, end): the record of one event, from its bytes to
     emit(), as one function made for tool's struct event and record()
     (Layout.function): no dict of the event's fields is made, and record()
-    gets the fields it names as its arguments."""
+    gets the fields it names as its arguments.
+
+    Every record has the task's cgroup_id, and vpid where its pid namespace
+    numbers it otherwise; in --json (and for --containers) the keys of its
+    container too, from a cache by cgroup id (containers.Resolver): a
+    cgroup is looked at once, not per event."""
     comms = {}      # a few names recur: decode each once
+    head = set(layout.names)
+    args = tool.args
+    resolver = tool.containers = None
+    wanted = args is not None and (args.json or getattr(args, "containers", False))
+    if "cgroup_id" in head and wanted:
+        from . import containers
+        resolver = tool.containers = containers.Resolver()
 
     def new_comm(raw):
         if len(comms) > 4096:
@@ -109,12 +124,26 @@ def decoder(tool, layout, emit):
     body = ("comm = comms.get(f_comm)\n"
             "if comm is None:\n"
             "    comm = new_comm(f_comm)\n"
-            "rec = record({'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
-            "              'uid': f_uid, 'comm': comm}%s)\n"
-            "if rec is not None:\n"
-            "    emit(rec)\n") % "".join(", f_" + f for f in tool.record_fields(layout))
-    return layout.function(body, {"comms": comms, "new_comm": new_comm, "emit": emit,
-                                  "record": tool.record, "offset": tool.clock.offset})
+            "rec = {'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
+            "       'uid': f_uid, 'comm': comm%s}\n") % (
+                ", 'cgroup_id': f_cgroup_id" if "cgroup_id" in head else "")
+    if "vpid" in head:
+        body += ("if f_vpid != f_pid and f_vpid:\n"
+                 "    rec['vpid'] = f_vpid\n")
+    if resolver is not None:
+        body += ("box = boxes.get(f_cgroup_id)\n"
+                 "if box is None:\n"
+                 "    box = resolve(f_cgroup_id)\n"
+                 "if box:\n"
+                 "    rec.update(box)\n")
+    body += ("rec = record(rec%s)\n"
+             "if rec is not None:\n"
+             "    emit(rec)\n") % "".join(", f_" + f for f in tool.record_fields(layout))
+    scope = {"comms": comms, "new_comm": new_comm, "emit": emit, "record": tool.record,
+             "offset": tool.clock.offset}
+    if resolver is not None:
+        scope.update(boxes=resolver.cache, resolve=resolver)
+    return layout.function(body, scope)
 
 
 def report_lost(buf, seen):

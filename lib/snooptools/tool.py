@@ -76,6 +76,7 @@ class Tool:
         self.stopping = []      # the stop signals received while tracing
         self.stdout = None      # sink.Sink of the events' text, once tracing
         self.child = None       # --exec's command
+        self.containers = None  # containers.Resolver, where events are told which container
 
     def add_arguments(self, parser):
         """Add the tool's own options."""
@@ -223,7 +224,13 @@ class Tool:
         if args.json:
             return output.JsonWriter(self.open_stdout("utf-8"))     # JSON text is UTF-8
         cols = [] if self.own_time or self.deferred(args) else self.time_columns(args)
+        if getattr(args, "containers", False) and not self.deferred(args):
+            cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label))
         return output.TextWriter(cols + self.columns(args), self.open_stdout(), self.text_rows)
+
+    def container_label(self, cgroup_id):
+        """--containers' column: the name (or short id) of the event's container."""
+        return output.escape(self.containers.label(cgroup_id))
 
 
 def _quiet_stdout():

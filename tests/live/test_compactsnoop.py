@@ -54,7 +54,7 @@ def test_proc_compaction_every_zone_exact_fields():
     t, pid = compact()
     task = {"pid": pid, "tid": pid, "uid": os.getuid(), "comm": "sh"}
     evs = t.events
-    assert [{k: v for k, v in e.items() if k not in ("ts", "lat_ms", "status")}
+    assert [{k: v for k, v in e.items() if k not in ("ts", "lat_ms", "status", "cgroup_id")}
             for e in evs] == [dict(task, node=node, zone=zone, order=-1, sync=True)
                               for node, zone in populated()]
     assert all(e["status"] in DONE for e in evs)

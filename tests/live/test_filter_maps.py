@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, Tracer, cgroup2_root, held_child, release, run_tool
+from helpers import ROOT, Tracer, cgroup2_root, held_child, own_cgroup_id, release, run_tool
 
 MAP_TOOLS = ["execsnoop", "opensnoop", "bindsnoop", "mountsnoop"]     # BCC's with the options
 
@@ -81,7 +81,8 @@ def test_cgroupmap_only_cgroups_in_the_map(bpffs, fresh_cgroup, target):
         assert release(child)[0] == 0
     assert t.returncode == 0, t.stderr
     assert [{k: v for k, v in e.items() if k != "ts"} for e in t.events] == [
-        {"pid": child.pid, "tid": child.pid, "uid": 0, "comm": "cat", "call": "openat",
+        {"pid": child.pid, "tid": child.pid, "uid": 0, "comm": "cat",
+         "cgroup_id": os.stat(fresh_cgroup).st_ino, "call": "openat",
          "path": target, "fd": 3, "err": 0, "flags": 0, "mode": 0}]
 
 
@@ -112,7 +113,8 @@ def test_mntnsmap_only_mount_namespaces_in_the_map(bpffs):
     with open("/proc/self/comm") as f:
         comm = f.read().strip()
     assert [{k: v for k, v in e.items() if k not in ("ts", "cpu")} for e in t.events] == [
-        {"pid": child.pid, "tid": child.pid, "uid": 0, "comm": "true", "ppid": os.getpid(),
+        {"pid": child.pid, "tid": child.pid, "uid": 0, "comm": "true",
+         "cgroup_id": own_cgroup_id(), "ppid": os.getpid(),
          "pcomm": comm, "filename": "/bin/true", "args": ["/bin/true", "mntns-marker"],
          "args_truncated": False, "ret": 0, "err": 0}]
 

@@ -85,7 +85,8 @@ def run(code, *args, json_mode=True):
 
 
 def mine(t, pid):
-    return [{k: v for k, v in e.items() if k != "ts"} for e in t.events if e["pid"] == pid]
+    return [{k: v for k, v in e.items() if k not in ("ts", "cgroup_id")} for e in t.events
+            if e["pid"] == pid]
 
 
 SEND_RECV = """\

@@ -1,0 +1,200 @@
+"""Containers, live, with real podman containers: a command inside a named
+container opens a file, execs, binds a port and exits with a code; its
+events carry the container's id, name, runtime and the pid the container
+sees (vpid); --container NAME shows them and nothing of a second container
+or of the host; --containers shows the name in text.
+
+The test session makes its own image from busybox-static's binary (podman
+import of a tarball, no registry) in a store of its own under a temporary
+directory (--root, --runroot, --tmpdir, the vfs driver: this works on a
+read-only root too, as in the VM), and removes its containers, image and
+store at the end. runc and cgroupfs: on a hybrid cgroup host crun refuses
+to start containers; each container gets /libpod_parent/libpod-<id> in the
+cgroup v2 hierarchy and pid and mount namespaces of its own.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from helpers import Tracer, cgroup2_root, run_tool
+
+BUSYBOX = "/bin/busybox"
+IMAGE = "snooptools-busybox:test"
+PORT = 4242
+EXIT_CODE = 7
+# what the container does once the test creates /tmp/go in it
+SCRIPT = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+          "cat /etc/hostname >/dev/null; /bin/true; "
+          "nc -l -p %d & sleep 0.3; kill $!; exit %d" % (PORT, EXIT_CODE))
+
+
+class Podman:
+    def __init__(self, base):
+        self.base = base
+        self.argv = ["podman", "--root", base + "/root", "--runroot", base + "/run",
+                     "--tmpdir", base + "/tmp", "--storage-driver", "vfs",
+                     "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+
+    def __call__(self, *args, check=True):
+        r = subprocess.run(self.argv + list(args), capture_output=True, text=True, timeout=120)
+        if check and r.returncode:
+            raise AssertionError("podman %s: %s" % (" ".join(args), r.stderr.strip()))
+        return r.stdout.strip()
+
+    def start(self, name, script=SCRIPT):
+        """A container running script; (its id, its init's host pid)."""
+        cid = self("run", "-d", "--name", name, "--runtime", "runc", "--network", "none",
+                   "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                   IMAGE, "sh", "-c", script)
+        pid = int(self("inspect", "-f", "{{.State.Pid}}", cid))
+        return cid, pid
+
+    def wait(self, cid):
+        return int(self("wait", cid))
+
+
+@pytest.fixture(scope="module")
+def podman():
+    base = tempfile.mkdtemp(prefix="snooptools-podman-")
+    p = Podman(base)
+    try:
+        rootfs = os.path.join(base, "rootfs")
+        for d in ("bin", "etc", "tmp"):
+            os.makedirs(os.path.join(rootfs, d))
+        shutil.copy(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
+        for applet in ("sh", "cat", "true", "nc", "sleep", "kill"):
+            os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+        tarball = os.path.join(base, "rootfs.tar")
+        subprocess.run(["tar", "-C", rootfs, "-cf", tarball, "."], check=True)
+        p("import", tarball, IMAGE)
+        yield p
+    finally:
+        p("rm", "-a", "-f", check=False)
+        p("rmi", "-a", "-f", check=False)
+        # what podman may leave mounted (a container's /dev/shm) goes first
+        subprocess.run(["umount", "-R", "-l", base], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def go(pid):
+    """Let the container whose init has host pid pid run its script."""
+    open("/proc/%d/root/tmp/go" % pid, "w").close()
+
+
+def cgroup_id(cid):
+    return os.stat(os.path.join(cgroup2_root(), "libpod_parent", "libpod-" + cid)).st_ino
+
+
+@pytest.fixture
+def names():
+    n = os.getpid()
+    return "web%d" % n, "other%d" % n
+
+
+def test_events_carry_the_container_and_the_filter_keeps_only_it(podman, names):
+    web, other = names
+    web_id, web_pid = podman.start(web)
+    other_id, other_pid = podman.start(other)
+    web_cgroup = cgroup_id(web_id)          # while it exists
+    tracers = {
+        "opensnoop": Tracer("opensnoop", "--container", web, "--path", "/etc/hostname"),
+        "execsnoop": Tracer("execsnoop", "--container", web),
+        "bindsnoop": Tracer("bindsnoop", "--container", web),
+        "exitsnoop": Tracer("exitsnoop", "--container", web),
+    }
+    try:
+        for t in tracers.values():
+            t.__enter__()
+        go(other_pid)
+        go(web_pid)
+        subprocess.run(["cat", "/etc/hostname"], stdout=subprocess.DEVNULL, check=True)  # the host
+        assert podman.wait(web_id) == EXIT_CODE
+        assert podman.wait(other_id) == EXIT_CODE
+        time.sleep(0.2)
+    finally:
+        for t in tracers.values():
+            if hasattr(t, "proc"):
+                t.stop()
+    keys = {"container_id": web_id, "container_runtime": "podman", "container_name": web,
+            "cgroup_id": web_cgroup}
+    for tool, t in tracers.items():
+        assert t.returncode == 0, (tool, t.stderr)
+        assert t.events, (tool, t.stderr)
+        for e in t.events:
+            assert {k: e.get(k) for k in keys} == keys, (tool, e)
+            # the container's own pid namespace numbers its tasks from 1
+            assert 0 < e["vpid"] < e["pid"], (tool, e)
+    opens = tracers["opensnoop"].events
+    assert [(e["comm"], e["path"], e["err"]) for e in opens] == [("cat", "/etc/hostname", 0)]
+    assert any(e["args"] == ["/bin/true"] and e["ret"] == 0 for e in tracers["execsnoop"].events)
+    binds = tracers["bindsnoop"].events
+    assert [(e["comm"], e["port"], e["ret"]) for e in binds] == [("nc", PORT, 0)]
+    exits = {e["vpid"]: e for e in tracers["exitsnoop"].events}
+    assert exits[1]["exit_code"] == EXIT_CODE and exits[1]["comm"] == "sh"    # its init
+
+
+def test_text_column_names_each_container_and_the_host(podman, names):
+    web, other = names
+    started = [podman.start(n, "while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /etc/hostname")
+               for n in (web + "t", other + "t")]
+    with Tracer("opensnoop", "--containers", "--path", "/etc/hostname", json_mode=False) as t:
+        for _, pid in started:
+            go(pid)
+        for cid, _ in started:
+            assert podman.wait(cid) == 0
+        subprocess.run(["cat", "/etc/hostname"], stdout=subprocess.DEVNULL, check=True)
+    lines = t.stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "PID", "COMM", "FD", "ERR", "PATH"]
+    seen = {(line.split()[0], line.split()[2]) for line in lines[1:]}
+    assert {(web + "t", "cat"), (other + "t", "cat"), ("-", "cat")} <= seen
+
+
+def test_all_containers_and_host_only(podman, names):
+    web, _ = names
+    cid, pid = podman.start(web + "a", "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                                       "cat /etc/hostname")
+    with Tracer("opensnoop", "--all-containers", "--path", "/etc/hostname") as inside, \
+            Tracer("opensnoop", "--host-only", "--path", "/etc/hostname") as host:
+        go(pid)
+        assert podman.wait(cid) == 0
+        subprocess.run(["cat", "/etc/hostname"], stdout=subprocess.DEVNULL, check=True)
+    assert {e.get("container_name") for e in inside.events} == {web + "a"}
+    assert host.events and all("container_id" not in e for e in host.events)
+
+
+def test_a_container_recreated_while_tracing_is_followed(podman, names):
+    """The same name, a new container (a new id and cgroup) after the tool
+    started: added within REFRESH_SECONDS of its cgroup's appearance."""
+    web, _ = names
+    name = web + "r"
+    first, _ = podman.start(name, "sleep 60")
+    with Tracer("opensnoop", "--container", name, "--path", "/etc/hostname") as t:
+        podman("rm", "-f", first)
+        cid, pid = podman.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                                      "cat /etc/hostname")
+        time.sleep(1.0)         # > filters.REFRESH_SECONDS
+        go(pid)
+        assert podman.wait(cid) == 0
+    assert [(e["container_id"], e["container_name"]) for e in t.events] == [(cid, name)]
+
+
+def test_unknown_container_exits_2_naming_those_that_exist(podman, names):
+    web, _ = names
+    cid, _ = podman.start(web + "u", "sleep 60")
+    try:
+        r = run_tool("opensnoop", "--container", "no-such-container")
+        assert r.returncode == 2
+        last = r.stderr.splitlines()[-1]
+        assert last.startswith("opensnoop: error: --container no-such-container: "
+                               "no such container (running: ")
+        assert web + "u" in last
+        assert "Traceback" not in r.stderr
+        r = run_tool("opensnoop", "--container", web + "u", "--host-only")
+        assert r.returncode == 2
+        assert "--container and --host-only cannot be used together" in r.stderr
+    finally:
+        podman("rm", "-f", cid)
