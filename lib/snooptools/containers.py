@@ -21,19 +21,17 @@ CLI), that id becomes the container's keys, once per cgroup (Resolver):
 --container NAME|ID, --all-containers and --host-only pick cgroups the same
 way, from a walk of the hierarchy (Selection), and keep the kernel's set of
 them (container_cgroups in snoop.bpf.h) up to date while tracing.
+
+Imported at start by the tools that tell containers apart: what only a
+cgroup's first event needs (json, glob, the patterns) is made on first use.
 """
-import glob
-import json
+import functools
 import os
 import re
 import time
 
 from .errors import UsageError
 
-# the JSON keys a container adds to an event, in their order
-KEYS = ("container_id", "container_runtime", "container_name", "pod", "namespace", "pod_uid")
-
-_HEX64 = r"[0-9a-f]{64}"
 # One path component each: (pattern, runtime, what the group is). The
 # runtimes' own documentation names these:
 #   podman (libpod): libpod-<id>.scope under machine.slice or a user's
@@ -47,19 +45,25 @@ _HEX64 = r"[0-9a-f]{64}"
 #       older /lxc/<name>
 #   systemd-machined (systemd-nspawn, libvirt): machine-<name>.scope, the
 #       name escaped as systemd does (\x2d for "-")
-_COMPONENTS = [
-    (re.compile(r"libpod-(%s)(?:\.scope)?$" % _HEX64), "podman", "id"),
-    (re.compile(r"docker-(%s)\.scope$" % _HEX64), "docker", "id"),
-    (re.compile(r"cri-containerd-(%s)\.scope$" % _HEX64), "containerd", "id"),
-    (re.compile(r"crio-(%s)(?:\.scope)?$" % _HEX64), "cri-o", "id"),
-    (re.compile(r"lxc\.payload\.(.+)$"), "lxc", "name"),
-    (re.compile(r"machine-(.+)\.scope$"), "systemd-nspawn", "name"),
-]
-_BARE_ID = re.compile(r"(%s)$" % _HEX64)
-# a Kubernetes pod's slice (systemd driver: its uid's dashes made
-# underscores) or directory (cgroupfs driver)
-_POD = re.compile(r"(?:kubepods(?:-[a-z]+)?-pod([0-9a-f_]{36})\.slice|pod([0-9a-f-]{36}))$")
-_LIBVIRT = re.compile(r"(qemu|lxc)-\d+-(.+)$")
+_HEX64 = r"[0-9a-f]{64}"
+
+
+@functools.lru_cache(maxsize=None)
+def _patterns():
+    """(components, bare id, pod, libvirt) compiled, once."""
+    components = [
+        (re.compile(r"libpod-(%s)(?:\.scope)?$" % _HEX64), "podman", "id"),
+        (re.compile(r"docker-(%s)\.scope$" % _HEX64), "docker", "id"),
+        (re.compile(r"cri-containerd-(%s)\.scope$" % _HEX64), "containerd", "id"),
+        (re.compile(r"crio-(%s)(?:\.scope)?$" % _HEX64), "cri-o", "id"),
+        (re.compile(r"lxc\.payload\.(.+)$"), "lxc", "name"),
+        (re.compile(r"machine-(.+)\.scope$"), "systemd-nspawn", "name"),
+    ]
+    # a Kubernetes pod's slice (systemd driver: its uid's dashes made
+    # underscores) or directory (cgroupfs driver)
+    pod = re.compile(r"(?:kubepods(?:-[a-z]+)?-pod([0-9a-f_]{36})\.slice|pod([0-9a-f-]{36}))$")
+    return (components, re.compile(r"(%s)$" % _HEX64), pod,
+            re.compile(r"(qemu|lxc)-\d+-(.+)$"))
 
 
 def _unescape(name):
@@ -105,7 +109,7 @@ def parse_path(path):
     parts = [p for p in path.split("/") if p]
     found, pod_uid = None, None
     for i, part in enumerate(parts):
-        pod = _POD.match(part)
+        pod = _patterns()[2].match(part)
         if pod and (pod.group(1) or "kubepods" in parts[:i]):
             pod_uid = (pod.group(1) or pod.group(2)).replace("_", "-")
             continue
@@ -117,7 +121,8 @@ def parse_path(path):
 
 
 def _component(part, parent, pod_uid):
-    for pattern, runtime, group in _COMPONENTS:
+    components, bare_id, _, libvirt = _patterns()
+    for pattern, runtime, group in components:
         m = pattern.match(part)
         if not m:
             continue
@@ -126,13 +131,13 @@ def _component(part, parent, pod_uid):
         name = m.group(1)
         if runtime == "systemd-nspawn":
             name = _unescape(name)
-            virt = _LIBVIRT.match(name)
+            virt = libvirt.match(name)
             if virt:
                 return Container("libvirt-" + virt.group(1), name=virt.group(2))
         return Container(runtime, name=name)
     if parent == "lxc" and not part.startswith("lxc."):
         return Container("lxc", name=part)
-    if _BARE_ID.match(part):
+    if bare_id.match(part):
         if parent == "docker":
             return Container("docker", part)
         if pod_uid:
@@ -148,10 +153,12 @@ DOCKER_ROOT = "/var/lib/docker"
 # runtime ones
 STORAGE_ROOTS = ("/var/lib/containers/storage", "/run/containers/storage")
 # where OCI runtimes keep a container's state, which names its bundle
+# (root's, then rootless users'; globs)
 OCI_STATES = ("/run/runc/%s/state.json", "/run/crun/%s/status",
               "/run/docker/runtime-runc/moby/%s/state.json",
               "/run/containerd/runc/k8s.io/%s/state.json",
-              "/run/containerd/runc/default/%s/state.json")
+              "/run/containerd/runc/default/%s/state.json",
+              "/run/user/*/runc/%s/state.json", "/run/user/*/crun/%s/status")
 CONTAINERD_TASKS = "/run/containerd/io.containerd.runtime.v2.task"
 
 # OCI annotations that name the container, its pod and namespace, by runtime
@@ -161,9 +168,15 @@ _NS_KEYS = ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"
 _UID_KEYS = ("io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid")
 
 
+def _glob(pattern):
+    import glob
+    return glob.glob(pattern)
+
+
 def _read_json(path):
     try:
         with open(path, "rb") as f:
+            import json
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -175,8 +188,9 @@ class Records:
     for tests; the defaults are the runtimes' own."""
 
     def __init__(self, docker=DOCKER_ROOT, storage=STORAGE_ROOTS, oci_states=OCI_STATES,
-                 tasks=CONTAINERD_TASKS):
+                 tasks=CONTAINERD_TASKS, proc="/proc"):
         self.docker, self.storage, self.oci_states, self.tasks = docker, storage, oci_states, tasks
+        self.proc = proc
         self._stores = {}       # containers.json path -> (mtime, {id: names})
 
     def describe(self, c):
@@ -186,15 +200,17 @@ class Records:
             return c
         if c.runtime == "docker" and self._docker(c):
             return c
-        bundle = self._bundle(c.id)
+        bundle, monitor_name = self._bundle(c.id)
         if bundle:
             self._annotations(c, os.path.join(bundle, "config.json"))
             store = os.path.dirname(os.path.dirname(bundle))
             if not c.name and os.path.basename(bundle) == "userdata":
                 c.name = self._store_name(os.path.join(store, "containers.json"), c.id)
+        if not c.name and c.runtime == "podman":
+            c.name = monitor_name
         if not c.name:
             for root in self.storage:
-                for store in glob.glob(os.path.join(root, "*-containers", "containers.json")):
+                for store in _glob(os.path.join(root, "*-containers", "containers.json")):
                     c.name = self._store_name(store, c.id)
                     if c.name:
                         break
@@ -210,19 +226,45 @@ class Records:
         return True
 
     def _bundle(self, cid):
-        """The OCI bundle directory of container cid, from its runtime's state."""
+        """(The OCI bundle directory of container cid, the name its monitor
+        was given): from its runtime's state, else from the command line of
+        its conmon (podman's and CRI-O's monitor, which names both, whatever
+        --root the runtime keeps its state in)."""
         for pattern in self.oci_states:
-            state = _read_json(pattern % cid)
-            if not isinstance(state, dict):
+            for path in _glob(pattern % cid) if "*" in pattern else (pattern % cid,):
+                state = _read_json(path)
+                if not isinstance(state, dict):
+                    continue
+                if state.get("bundle"):                 # crun
+                    return state["bundle"], None
+                for label in (state.get("config") or {}).get("labels") or ():     # runc
+                    if label.startswith("bundle="):
+                        return label[len("bundle="):], None
+        for bundle in _glob(os.path.join(self.tasks, "*", cid)):     # containerd's shims
+            return bundle, None
+        return self._conmon(cid)
+
+    def _conmon(self, cid):
+        """(bundle, name) from the command line of cid's conmon (-c ID -b
+        BUNDLE -n NAME); (None, None) if it has none."""
+        try:
+            pids = [p for p in os.listdir(self.proc) if p.isdigit()]
+        except OSError:
+            return None, None
+        for pid in pids:
+            try:
+                with open(os.path.join(self.proc, pid, "comm"), "rb") as f:
+                    if f.read().strip() != b"conmon":
+                        continue
+                with open(os.path.join(self.proc, pid, "cmdline"), "rb") as f:
+                    argv = f.read().decode("utf-8", "replace").split("\0")
+            except OSError:
                 continue
-            if state.get("bundle"):                 # crun
-                return state["bundle"]
-            for label in (state.get("config") or {}).get("labels") or ():     # runc
-                if label.startswith("bundle="):
-                    return label[len("bundle="):]
-        for bundle in glob.glob(os.path.join(self.tasks, "*", cid)):     # containerd's shims
-            return bundle
-        return None
+            opts = dict(zip(argv, argv[1:]))
+            if opts.get("-c") == cid or opts.get("--cid") == cid:
+                return (opts.get("-b") or opts.get("--bundle"),
+                        opts.get("-n") or opts.get("--name"))
+        return None, None
 
     def _annotations(self, c, path):
         config = _read_json(path)

@@ -33,11 +33,15 @@ SCRIPT = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
 
 
 class Podman:
-    def __init__(self, base):
+    def __init__(self, base, runtime_root=None):
+        """runtime_root: where runc keeps its containers' state (default
+        /run/runc, where the tools look first)."""
         self.base = base
         self.argv = ["podman", "--root", base + "/root", "--runroot", base + "/run",
                      "--tmpdir", base + "/tmp", "--storage-driver", "vfs",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        if runtime_root:
+            self.argv += ["--runtime-flag", "root=" + runtime_root]
 
     def __call__(self, *args, check=True):
         r = subprocess.run(self.argv + list(args), capture_output=True, text=True, timeout=120)
@@ -180,6 +184,24 @@ def test_a_container_recreated_while_tracing_is_followed(podman, names):
         go(pid)
         assert podman.wait(cid) == 0
     assert [(e["container_id"], e["container_name"]) for e in t.events] == [(cid, name)]
+
+
+def test_name_found_through_conmon_when_runc_keeps_its_state_elsewhere(podman, names):
+    """runc's state under a root of the test's own, not /run/runc: the
+    bundle (and so the name) comes from conmon's command line."""
+    web, _ = names
+    name = web + "c"
+    elsewhere = Podman(podman.base, runtime_root=podman.base + "/runc")
+    cid, pid = elsewhere.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                                     "cat /etc/hostname")
+    try:
+        assert not os.path.exists("/run/runc/" + cid)
+        with Tracer("opensnoop", "--container", name, "--path", "/etc/hostname") as t:
+            go(pid)
+            assert elsewhere.wait(cid) == 0
+        assert [(e["container_id"], e["container_name"]) for e in t.events] == [(cid, name)]
+    finally:
+        elsewhere("rm", "-f", cid)
 
 
 def test_unknown_container_exits_2_naming_those_that_exist(podman, names):

@@ -118,8 +118,9 @@ def write(path, data):
 def records(tmp_path):
     t = str(tmp_path)
     return Records(docker=t + "/docker", storage=(t + "/storage",),
-                   oci_states=(t + "/run/runc/%s/state.json", t + "/run/crun/%s/status"),
-                   tasks=t + "/containerd")
+                   oci_states=(t + "/run/runc/%s/state.json", t + "/run/crun/%s/status",
+                               t + "/run/user/*/runc/%s/state.json"),
+                   tasks=t + "/containerd", proc=t + "/proc")
 
 
 def test_docker_config_names_it_and_its_pod(records, tmp_path):
@@ -140,6 +141,34 @@ def test_podman_names_through_runc_state_and_its_store(records, tmp_path):
     write(store + "/containers.json", [{"id": B, "names": ["other"]},
                                        {"id": A, "names": ["web"]}])
     assert records.describe(containers.Container("podman", A)).name == "web"
+
+
+def test_rootless_runc_state(records, tmp_path):
+    store = "%s/home/u/.local/share/containers/storage/overlay-containers" % tmp_path
+    write("%s/run/user/1000/runc/%s/state.json" % (tmp_path, A),
+          {"config": {"labels": ["bundle=%s/%s/userdata" % (store, A)]}})
+    write(store + "/containers.json", [{"id": A, "names": ["mine"]}])
+    assert records.describe(containers.Container("podman", A)).name == "mine"
+
+
+def test_conmon_names_the_bundle_when_the_runtime_state_is_elsewhere(records, tmp_path):
+    store = "%s/elsewhere/vfs-containers" % tmp_path
+    write(store + "/containers.json", [{"id": A, "names": ["web"]}])
+    for pid, comm, argv in ((10, "bash", ["bash", "-c", A]),
+                            (11, "conmon", ["/usr/bin/conmon", "--api-version", "1", "-c", B,
+                                            "-b", "/nowhere", "-n", "other"]),
+                            (12, "conmon", ["/usr/bin/conmon", "--api-version", "1", "-c", A,
+                                            "-u", A, "-r", "/usr/bin/runc",
+                                            "-b", "%s/%s/userdata" % (store, A), "-n", "web"])):
+        d = tmp_path / "proc" / str(pid)
+        d.mkdir(parents=True)
+        (d / "comm").write_text(comm + "\n")
+        (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    assert records.describe(containers.Container("podman", A)).name == "web"
+    os.unlink("%s/containers.json" % store)         # the monitor's -n then
+    records._stores.clear()
+    assert records.describe(containers.Container("podman", A)).name == "web"
+    assert records.describe(containers.Container("podman", "c" * 64)).name is None
 
 
 def test_podman_names_in_the_default_store_without_runtime_state(records, tmp_path):
