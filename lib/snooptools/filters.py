@@ -154,7 +154,8 @@ def add_container_arguments(parser):
                    help="only tasks in no container")
     g.add_argument("--containers", action="store_true",
                    help="show a CONTAINER column: the container's name, or its short id "
-                        "(--json always has the container's keys)")
+                        "(as --container and --all-containers do; --json always has the "
+                        "container's keys)")
     return g
 
 
@@ -220,6 +221,13 @@ def apply(obj, args):
         knobs["filter_containers"] = CONTAINERS_EXCLUDED if args.host_only else CONTAINERS_ONLY
     if knobs:
         obj.set_rodata(**knobs)
+
+
+def container_column(args):
+    """Whether text lines show the CONTAINER column: --containers, or a
+    filter that keeps the tasks of some containers (each line says whose)."""
+    return bool(getattr(args, "containers", False) or getattr(args, "container", None) or
+                getattr(args, "all_containers", False))
 
 
 # filter_containers in snoop.bpf.h

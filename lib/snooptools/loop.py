@@ -110,7 +110,7 @@ def decoder(tool, layout, emit):
     head = set(layout.names)
     args = tool.args
     resolver = tool.containers = None
-    wanted = args is not None and (args.json or getattr(args, "containers", False))
+    wanted = args is not None and (args.json or filters.container_column(args))
     if "cgroup_id" in head and wanted:
         from . import containers
         resolver = tool.containers = containers.Resolver()

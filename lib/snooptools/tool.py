@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 
-from . import cli, kernel, libbpf, loop, output, sink, startup, transport
+from . import cli, filters, kernel, libbpf, loop, output, sink, startup, transport
 from .errors import SnoopError, UsageError
 from .loop import Child, say
 
@@ -224,7 +224,7 @@ class Tool:
         if args.json:
             return output.JsonWriter(self.open_stdout("utf-8"))     # JSON text is UTF-8
         cols = [] if self.own_time or self.deferred(args) else self.time_columns(args)
-        if getattr(args, "containers", False) and not self.deferred(args):
+        if filters.container_column(args) and not self.deferred(args):
             cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label))
         return output.TextWriter(cols + self.columns(args), self.open_stdout(), self.text_rows)
 

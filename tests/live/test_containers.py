@@ -145,16 +145,25 @@ def test_text_column_names_each_container_and_the_host(podman, names):
     web, other = names
     started = [podman.start(n, "while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /etc/hostname")
                for n in (web + "t", other + "t")]
-    with Tracer("opensnoop", "--containers", "--path", "/etc/hostname", json_mode=False) as t:
+    every = Tracer("opensnoop", "--containers", "--path", "/etc/hostname", json_mode=False)
+    only = Tracer("opensnoop", "--container", web + "t", "--path", "/etc/hostname",
+                  json_mode=False)
+    with every, only:
         for _, pid in started:
             go(pid)
         for cid, _ in started:
             assert podman.wait(cid) == 0
         subprocess.run(["cat", "/etc/hostname"], stdout=subprocess.DEVNULL, check=True)
-    lines = t.stdout.splitlines()
-    assert lines[0].split() == ["CONTAINER", "PID", "COMM", "FD", "ERR", "PATH"]
+    header = ["CONTAINER", "PID", "COMM", "FD", "ERR", "PATH"]
+    lines = every.stdout.splitlines()
+    assert lines[0].split() == header
     seen = {(line.split()[0], line.split()[2]) for line in lines[1:]}
     assert {(web + "t", "cat"), (other + "t", "cat"), ("-", "cat")} <= seen
+    # --container NAME: its name on every line, and only its lines
+    lines = only.stdout.splitlines()
+    assert lines[0].split() == header
+    assert [(line.split()[0], line.split()[2], line.split()[-1]) for line in lines[1:]] == \
+        [(web + "t", "cat", "/etc/hostname")]
 
 
 def test_all_containers_and_host_only(podman, names):
