@@ -490,6 +490,7 @@ class Selection:
         self._seen = {}             # container cgroup path -> Container
         self._described = {}        # ... -> how often its records were read
         self._names = set(specs or ())     # the specs that are names, not ids (check())
+        self._chosen_dirs = []      # the cgroups of the chosen containers, at the last walk
 
     def containers(self):
         """{container cgroup path: Container} and [(path, id)] of every cgroup."""
@@ -547,14 +548,77 @@ class Selection:
                                            for top in chosen):
                 new.add(cid)
         self.ids |= new
+        self._chosen_dirs = [rel for rel, _ in cgroups
+                             if any(rel == top or rel.startswith(top + "/") for top in chosen)]
         for rel in list(self._seen):
             if rel not in found:        # gone: a new one there is described afresh
                 del self._seen[rel]
                 self._described.pop(rel, None)
         return new
 
+    # where runtimes make their containers' cgroups, watched (Watch) even
+    # before a container is there
+    PARENTS = ("/machine.slice", "/system.slice", "/libpod_parent", "/docker", "/lxc",
+               "/kubepods", "/kubepods.slice")
+
+    def watch_dirs(self):
+        """The directories where a cgroup of a chosen container may appear
+        next: every directory above a container's cgroup, the runtimes'
+        usual parents, and every cgroup of the chosen containers (for the
+        cgroups made inside them)."""
+        dirs = {"/"} | {p for p in self.PARENTS if os.path.isdir(self.root + p)}
+        for rel, c in self._seen.items():
+            parts = rel.split("/")
+            dirs.update("/".join(parts[:i]) or "/" for i in range(2, len(parts)))
+        dirs.update(self._chosen_dirs)
+        return [self.root + d if d != "/" else self.root for d in dirs]
+
     def start(self):
         """The first refresh, checking every spec against what runs."""
         walked = self.containers()
         self.check(walked[0])
         return self.refresh(walked)
+
+
+class Watch:
+    """inotify(7) on cgroup directories: a cgroup made in one of them (a
+    container started, a cgroup made inside one) is seen at the tool's next
+    poll, instead of at its next periodic walk of the hierarchy."""
+
+    IN_CREATE = 0x100
+
+    def __init__(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        # int inotify_init1(int flags);
+        # int inotify_add_watch(int fd, const char *pathname, uint32_t mask);
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._add.restype = ctypes.c_int
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+
+    def watch(self, dirs):
+        """Watch each of dirs (again: a directory removed and made anew is
+        a new one to the kernel; watching one twice costs nothing more)."""
+        for d in dirs:
+            self._add(self.fd, os.fsencode(d), self.IN_CREATE)
+
+    def fired(self):
+        """Whether a cgroup was made in a watched directory since last asked."""
+        seen = False
+        while True:
+            try:
+                if not os.read(self.fd, 65536):
+                    return seen
+            except BlockingIOError:
+                return seen
+            except OSError:
+                return seen
+            seen = True
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -294,19 +294,29 @@ def _add_cgroups(obj, new, every):
 
 
 def refresher(obj, args):
-    """refresh(), to call now and then while tracing: the cgroups of the
+    """refresh(now), to call at every poll while tracing: the cgroups of the
     chosen containers that appeared since (a container started, restarted or
     recreated under its name; a cgroup made inside one) go into the kernel's
-    set. Their events before that are not shown: with --container they are
-    missed, with --host-only shown as the host's. None without a container
-    filter."""
+    set, at the first poll after inotify saw the cgroup made in a directory
+    where containers' cgroups appear (containers.Watch), or at the next walk
+    of the hierarchy (every REFRESH_SECONDS). Their events before that are
+    not shown: with --container they are missed, with --host-only shown as
+    the host's. None without a container filter."""
     selection = container_selection(args)
     if selection is None:
         return None
+    from . import containers
+    try:
+        watch = containers.Watch()
+        watch.watch(selection.watch_dirs())
+    except OSError:
+        watch = None            # no inotify: the periodic walk alone
     due = [time.monotonic() + REFRESH_SECONDS]
 
     def refresh(now):
-        if now >= due[0]:
+        if now >= due[0] or watch is not None and watch.fired():
             _add_cgroups(obj, selection.refresh(), selection.ids)
+            if watch is not None:
+                watch.watch(selection.watch_dirs())
             due[0] = now + REFRESH_SECONDS
     return refresh
