@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from helpers import Tracer, cgroup2_root, run_tool
+from helpers import TOOLS, Tracer, cgroup2_root, fentry_allowed, run_tool
+from snooptools import kernel
 
 BUSYBOX = "/bin/busybox"
 IMAGE = "snooptools-busybox:test"
@@ -230,3 +231,25 @@ def test_unknown_container_exits_2_naming_those_that_exist(podman, names):
         assert "--container and --host-only cannot be used together" in r.stderr
     finally:
         podman("rm", "-f", cid)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_loads_with_the_container_filter(tool):
+    """Each object through the verifier with the filter on (nothing need
+    run in a container for that); dcsnoop where this kernel lets it run."""
+    import pty
+    master, slave = pty.openpty()
+    args = [os.ttyname(slave)] if tool == "ttysnoop" else []
+    try:
+        if tool == "dcsnoop" and not (fentry_allowed() or kernel.has_kprobes()):
+            r = run_tool(tool, "--all-containers")
+            assert r.returncode == 1 and r.stderr.startswith(
+                "dcsnoop: cannot trace on this kernel: "), r.stderr
+            return
+        with Tracer(tool, *args, "--all-containers", "--containers", json_mode=False) as t:
+            pass
+        assert t.returncode == 0, t.stderr
+        assert "Traceback" not in t.stderr
+    finally:
+        os.close(master)
+        os.close(slave)
