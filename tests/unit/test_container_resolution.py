@@ -330,3 +330,55 @@ def test_selection_refuses_unknown_and_ambiguous(hierarchy, records):
         Selection(["web"], str(empty), records).start()
     assert str(e.value) == "--container web: no such container (no container is running " \
                            "on this host)"
+
+
+def test_the_decoder_adds_cgroup_id_vpid_and_the_containers_keys(monkeypatch):
+    """Every record has cgroup_id, vpid where it differs from pid, and in
+    --json the container's keys, from the resolver's cache (asked once per
+    cgroup)."""
+    import argparse
+    from snooptools import loop, output
+    from snooptools.btf import Layout
+    from snooptools.tool import Tool
+
+    head = Layout(["ts_ns", "pid", "tid", "uid", "comm", "vpid", "cgroup_id"], "=QIII16sIQ",
+                  {}, 48)                   # struct task_head
+    asked = []
+
+    class FakeResolver:
+        def __init__(self):
+            self.cache = {}
+
+        def __call__(self, cgroup_id):
+            asked.append(cgroup_id)
+            keys = {"container_id": A, "container_runtime": "podman",
+                    "container_name": "web"} if cgroup_id == 880 else {}
+            self.cache[cgroup_id] = keys
+            return keys
+    monkeypatch.setattr(containers, "Resolver", FakeResolver)
+
+    def records(json_mode, events):
+        tool = Tool()
+        tool.clock = output.Clock()
+        tool.args = argparse.Namespace(json=json_mode, containers=False, container=None,
+                                       all_containers=False)
+        out = []
+        handle = loop.decoder(tool, head, out.append)
+        for pid, vpid, cgroup_id in events:
+            data = head.struct.pack(0, pid, pid, 0, b"cat", vpid, cgroup_id)
+            handle(data, 0, len(data))
+        return [{k: v for k, v in r.items() if k != "ts"} for r in out]
+
+    events = [(100, 100, 1), (200, 7, 880), (201, 8, 880)]
+    assert records(True, events) == [
+        {"pid": 100, "tid": 100, "uid": 0, "comm": "cat", "cgroup_id": 1},
+        {"pid": 200, "tid": 200, "uid": 0, "comm": "cat", "cgroup_id": 880, "vpid": 7,
+         "container_id": A, "container_runtime": "podman", "container_name": "web"},
+        {"pid": 201, "tid": 201, "uid": 0, "comm": "cat", "cgroup_id": 880, "vpid": 8,
+         "container_id": A, "container_runtime": "podman", "container_name": "web"}]
+    assert asked == [1, 880]            # once per cgroup
+    asked.clear()
+    # text without a CONTAINER column: nothing resolved
+    assert records(False, events)[1] == {"pid": 200, "tid": 200, "uid": 0, "comm": "cat",
+                                         "cgroup_id": 880, "vpid": 7}
+    assert asked == []
