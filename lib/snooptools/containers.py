@@ -514,6 +514,15 @@ class Selection:
             self._described[c.cgroup] = tries + 1
         return c
 
+    def _populated(self, rel):
+        """Whether any task is in cgroup rel or below it: a runtime may
+        leave a removed container's empty cgroup behind."""
+        try:
+            with open(self.root + rel + "/cgroup.events") as f:
+                return "populated 1" in f.read()
+        except OSError:
+            return True         # not cgroup v2's files: say it is
+
     def matches(self, c):
         if self.specs is None:
             return True
@@ -530,7 +539,8 @@ class Selection:
             else:
                 hits = {c.cgroup for c in found.values() if spec == self._describe(c).name}
             if not hits:
-                listed = sorted({self._describe(c).label() for c in found.values()})
+                listed = sorted({self._describe(c).label() for c in found.values()
+                                 if self._populated(c.cgroup)})
                 raise UsageError("--container %s: no such container (%s)" % (
                     spec, "running: " + ", ".join(listed) if listed else
                     "no container is running on this host"))

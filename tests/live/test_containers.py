@@ -66,6 +66,11 @@ class Podman:
 def podman():
     base = tempfile.mkdtemp(prefix="snooptools-podman-")
     p = Podman(base)
+    # podman keeps a cache of image blobs in /var/lib/containers/cache, whatever
+    # --root says (a memory-only one where it cannot: a read-only root)
+    ours = [d for d in ("/var/lib/containers", "/var/lib/containers/cache")
+            if not os.path.exists(d)]
+    parents = libpod_dirs()         # podman's parent cgroup (cgroupfs), in each hierarchy
     try:
         rootfs = os.path.join(base, "rootfs")
         for d in ("bin", "etc", "tmp"):
@@ -78,11 +83,28 @@ def podman():
         p("import", tarball, IMAGE)
         yield p
     finally:
-        p("rm", "-a", "-f", check=False)
+        p("rm", "-a", "-f", "-t", "0", check=False)
         p("rmi", "-a", "-f", check=False)
         # what podman may leave mounted (a container's /dev/shm) goes first
         subprocess.run(["umount", "-R", "-l", base], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+        if ours:
+            shutil.rmtree(ours[0], ignore_errors=True)
+        for d in libpod_dirs() - parents:
+            for cgroup in (os.path.join(d, "conmon"), d):    # conmon's own, on cgroup v1
+                try:
+                    os.rmdir(cgroup)
+                except OSError:
+                    pass        # a container of someone else's is in it
+
+
+def libpod_dirs(below=""):
+    """podman's libpod_parent cgroup (cgroupfs manager) in every hierarchy
+    (cgroup v2's, and a hybrid host's v1 ones), or the cgroup below it."""
+    import glob
+    return {d for pattern in ("/sys/fs/cgroup/libpod_parent", "/sys/fs/cgroup/*/libpod_parent",
+                              cgroup2_root() + "/libpod_parent")
+            for d in glob.glob(os.path.join(pattern, below)) if os.path.isdir(d)}
 
 
 def go(pid):
@@ -188,7 +210,7 @@ def test_a_container_recreated_while_tracing_is_followed(podman, names):
     name = web + "r"
     first, _ = podman.start(name, "sleep 60")
     with Tracer("opensnoop", "--container", name, "--path", "/etc/hostname") as t:
-        podman("rm", "-f", first)
+        podman("rm", "-f", "-t", "0", first)
         cid, pid = podman.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
                                       "cat /etc/hostname")
         time.sleep(0.2)         # a few polls (loop.POLL_SECONDS), < filters.REFRESH_SECONDS
@@ -212,7 +234,11 @@ def test_name_found_through_conmon_when_runc_keeps_its_state_elsewhere(podman, n
             assert elsewhere.wait(cid) == 0
         assert [(e["container_id"], e["container_name"]) for e in t.events] == [(cid, name)]
     finally:
-        elsewhere("rm", "-f", cid)
+        elsewhere("rm", "-f", "-t", "0", cid)
+        # podman's clean-up does not pass --runtime-flag on to runc: the
+        # container's cgroups stay, empty
+        for d in libpod_dirs("libpod-" + cid):
+            os.rmdir(d)
 
 
 def test_unknown_container_exits_2_naming_those_that_exist(podman, names):
@@ -230,7 +256,7 @@ def test_unknown_container_exits_2_naming_those_that_exist(podman, names):
         assert r.returncode == 2
         assert "--container and --host-only cannot be used together" in r.stderr
     finally:
-        podman("rm", "-f", cid)
+        podman("rm", "-f", "-t", "0", cid)
 
 
 @pytest.mark.parametrize("tool", TOOLS)

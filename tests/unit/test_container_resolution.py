@@ -320,6 +320,12 @@ def test_selection_refuses_unknown_and_ambiguous(hierarchy, records):
     with pytest.raises(UsageError) as e:
         Selection(["nosuch"], str(hierarchy), records).start()
     assert str(e.value) == "--container nosuch: no such container (running: db, web)"
+    # a removed container's cgroup left behind, empty, is not listed as running
+    (hierarchy / "libpod_parent" / ("libpod-" + B) / "cgroup.events").write_text(
+        "populated 0\nfrozen 0\n")
+    with pytest.raises(UsageError) as e:
+        Selection(["nosuch"], str(hierarchy), records).start()
+    assert str(e.value) == "--container nosuch: no such container (running: web)"
     (hierarchy / "libpod_parent" / ("libpod-" + "a" * 64)).mkdir()
     with pytest.raises(UsageError) as e:
         Selection(["aaaa"], str(hierarchy), records).start()
