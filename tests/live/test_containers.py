@@ -34,10 +34,11 @@ SCRIPT = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
 
 
 class Podman:
-    def __init__(self, base, runtime_root=None):
+    def __init__(self, base, runtime_root=None, started=None):
         """runtime_root: where runc keeps its containers' state (default
         /run/runc, where the tools look first)."""
-        self.base = base
+        self.base, self.runtime_root = base, runtime_root
+        self.started = [] if started is None else started     # ids, for the clean-up
         self.argv = ["podman", "--root", base + "/root", "--runroot", base + "/run",
                      "--tmpdir", base + "/tmp", "--storage-driver", "vfs",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
@@ -55,8 +56,13 @@ class Podman:
         cid = self("run", "-d", "--name", name, "--runtime", "runc", "--network", "none",
                    "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
                    IMAGE, "sh", "-c", script)
+        self.started.append(cid)
         pid = int(self("inspect", "-f", "{{.State.Pid}}", cid))
         return cid, pid
+
+    def elsewhere(self):
+        """The same store, runc's state under base/runc rather than /run/runc."""
+        return Podman(self.base, self.base + "/runc", self.started)
 
     def wait(self, cid):
         return int(self("wait", cid))
@@ -65,7 +71,10 @@ class Podman:
 @pytest.fixture(scope="module")
 def podman():
     base = tempfile.mkdtemp(prefix="snooptools-podman-")
-    p = Podman(base)
+    # runc keeps its state in /run/runc, unless /run is read-only (a guest
+    # on the host's root): then in base, and the tools find the containers'
+    # names through conmon (test_name_found_through_conmon_...)
+    p = Podman(base, None if os.access("/run", os.W_OK) else base + "/runc")
     # podman keeps a cache of image blobs in /var/lib/containers/cache, whatever
     # --root says (a memory-only one where it cannot: a read-only root)
     ours = [d for d in ("/var/lib/containers", "/var/lib/containers/cache")
@@ -84,7 +93,16 @@ def podman():
         yield p
     finally:
         p("rm", "-a", "-f", "-t", "0", check=False)
+        p.elsewhere()("rm", "-a", "-f", "-t", "0", check=False)
         p("rmi", "-a", "-f", check=False)
+        # podman's clean-up does not pass --runtime-flag on to runc: the
+        # cgroups of a container whose runc state was elsewhere stay, empty
+        for cid in p.started:
+            for d in libpod_dirs("libpod-" + cid):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         # what podman may leave mounted (a container's /dev/shm) goes first
         subprocess.run(["umount", "-R", "-l", base], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -224,7 +242,7 @@ def test_name_found_through_conmon_when_runc_keeps_its_state_elsewhere(podman, n
     bundle (and so the name) comes from conmon's command line."""
     web, _ = names
     name = web + "c"
-    elsewhere = Podman(podman.base, runtime_root=podman.base + "/runc")
+    elsewhere = podman.elsewhere()
     cid, pid = elsewhere.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
                                      "cat /etc/hostname")
     try:
@@ -235,10 +253,6 @@ def test_name_found_through_conmon_when_runc_keeps_its_state_elsewhere(podman, n
         assert [(e["container_id"], e["container_name"]) for e in t.events] == [(cid, name)]
     finally:
         elsewhere("rm", "-f", "-t", "0", cid)
-        # podman's clean-up does not pass --runtime-flag on to runc: the
-        # container's cgroups stay, empty
-        for d in libpod_dirs("libpod-" + cid):
-            os.rmdir(d)
 
 
 def test_unknown_container_exits_2_naming_those_that_exist(podman, names):
