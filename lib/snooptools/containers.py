@@ -38,7 +38,8 @@ from .errors import UsageError
 #       slice (systemd cgroup manager), /libpod_parent/libpod-<id> (cgroupfs);
 #       libpod-conmon-<id>.scope is its monitor, not the container
 #   docker: docker-<id>.scope (systemd driver), /docker/<id> (cgroupfs)
-#   containerd's CRI plugin: cri-containerd-<id>.scope (systemd driver)
+#   containerd's CRI plugin: cri-containerd-<id>.scope (systemd driver);
+#       nerdctl, containerd's own CLI: nerdctl-<id>.scope (systemd driver)
 #   CRI-O: crio-<id>.scope (crio-conmon-<id>.scope is its monitor)
 #   Kubernetes, cgroupfs driver: /kubepods[/<qos>]/pod<uid>/<id>
 #   LXC 4+: lxc.payload.<name> (lxc.monitor.<name> is its monitor), and the
@@ -55,6 +56,7 @@ def _patterns():
         (re.compile(r"libpod-(%s)(?:\.scope)?$" % _HEX64), "podman", "id"),
         (re.compile(r"docker-(%s)\.scope$" % _HEX64), "docker", "id"),
         (re.compile(r"cri-containerd-(%s)\.scope$" % _HEX64), "containerd", "id"),
+        (re.compile(r"nerdctl-(%s)\.scope$" % _HEX64), "containerd", "id"),
         (re.compile(r"crio-(%s)(?:\.scope)?$" % _HEX64), "cri-o", "id"),
         (re.compile(r"lxc\.payload\.(.+)$"), "lxc", "name"),
         (re.compile(r"machine-(.+)\.scope$"), "systemd-nspawn", "name"),
@@ -148,7 +150,8 @@ def _component(part, parent, pod_uid):
 
 # -- the runtimes' own records -------------------------------------------------
 
-DOCKER_ROOT = "/var/lib/docker"
+# docker's data roots: root's, then rootless users' (globs)
+DOCKER_ROOTS = ("/var/lib/docker", "/home/*/.local/share/docker")
 # containers/storage's stores (podman, CRI-O, buildah): root's and the
 # runtime ones
 STORAGE_ROOTS = ("/var/lib/containers/storage", "/run/containers/storage")
@@ -158,7 +161,8 @@ OCI_STATES = ("/run/runc/%s/state.json", "/run/crun/%s/status",
               "/run/docker/runtime-runc/moby/%s/state.json",
               "/run/containerd/runc/k8s.io/%s/state.json",
               "/run/containerd/runc/default/%s/state.json",
-              "/run/user/*/runc/%s/state.json", "/run/user/*/crun/%s/status")
+              "/run/user/*/runc/%s/state.json", "/run/user/*/crun/%s/status",
+              "/run/user/*/docker/runtime-runc/moby/%s/state.json")
 CONTAINERD_TASKS = "/run/containerd/io.containerd.runtime.v2.task"
 
 # OCI annotations that name the container, its pod and namespace, by runtime
@@ -171,6 +175,11 @@ _UID_KEYS = ("io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid")
 def _glob(pattern):
     import glob
     return glob.glob(pattern)
+
+
+def _paths(pattern):
+    """The paths a pattern names: itself, or (with a *) what it matches."""
+    return _glob(pattern) if "*" in pattern else (pattern,)
 
 
 def _read_json(path):
@@ -187,7 +196,7 @@ class Records:
     (each store's file parsed once while unchanged). roots: where to look,
     for tests; the defaults are the runtimes' own."""
 
-    def __init__(self, docker=DOCKER_ROOT, storage=STORAGE_ROOTS, oci_states=OCI_STATES,
+    def __init__(self, docker=DOCKER_ROOTS, storage=STORAGE_ROOTS, oci_states=OCI_STATES,
                  tasks=CONTAINERD_TASKS, proc="/proc"):
         self.docker, self.storage, self.oci_states, self.tasks = docker, storage, oci_states, tasks
         self.proc = proc
@@ -217,8 +226,15 @@ class Records:
         return c
 
     def _docker(self, c):
-        config = _read_json(os.path.join(self.docker, "containers", c.id, "config.v2.json"))
-        if not isinstance(config, dict):
+        for root in self.docker:
+            for path in _paths(os.path.join(root, "containers", c.id, "config.v2.json")):
+                config = _read_json(path)
+                if isinstance(config, dict):
+                    break
+            else:
+                continue
+            break
+        else:
             return False
         c.name = (config.get("Name") or "").lstrip("/") or None
         labels = (config.get("Config") or {}).get("Labels") or {}
@@ -231,7 +247,7 @@ class Records:
         its conmon (podman's and CRI-O's monitor, which names both, whatever
         --root the runtime keeps its state in)."""
         for pattern in self.oci_states:
-            for path in _glob(pattern % cid) if "*" in pattern else (pattern % cid,):
+            for path in _paths(pattern % cid):
                 state = _read_json(path)
                 if not isinstance(state, dict):
                     continue

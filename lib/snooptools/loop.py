@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import filters, output, sink
+from .errors import SnoopError
 from .output import kstr
 
 POLL_SECONDS = 0.05     # longest an event waits in the buffer before it is shown
@@ -114,6 +115,9 @@ def decoder(tool, layout, emit):
     if "cgroup_id" in head and wanted:
         from . import containers
         resolver = tool.containers = containers.Resolver()
+    elif wanted and filters.container_column(args):
+        raise SnoopError("%s: its events carry no cgroup id" % tool.name,
+                         "rebuild the BPF object (make)")
 
     def new_comm(raw):
         if len(comms) > 4096:

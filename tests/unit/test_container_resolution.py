@@ -49,6 +49,9 @@ def found(path):
     ("/kubepods.slice/kubepods-pod%s.slice/cri-containerd-%s.scope" % (UID.replace("-", "_"), A),
      ("containerd", A, None, UID, "/kubepods.slice/kubepods-pod%s.slice/cri-containerd-%s.scope"
       % (UID.replace("-", "_"), A))),
+    # nerdctl (containerd's CLI), systemd driver
+    ("/system.slice/nerdctl-%s.scope" % A, ("containerd", A, None, None,
+                                            "/system.slice/nerdctl-%s.scope" % A)),
     # CRI-O
     ("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod%s.slice/crio-%s.scope"
      % (UID.replace("-", "_"), A),
@@ -117,7 +120,8 @@ def write(path, data):
 @pytest.fixture
 def records(tmp_path):
     t = str(tmp_path)
-    return Records(docker=t + "/docker", storage=(t + "/storage",),
+    return Records(docker=(t + "/docker", t + "/home/*/.local/share/docker"),
+                   storage=(t + "/storage",),
                    oci_states=(t + "/run/runc/%s/state.json", t + "/run/crun/%s/status",
                                t + "/run/user/*/runc/%s/state.json"),
                    tasks=t + "/containerd", proc=t + "/proc")
@@ -129,6 +133,12 @@ def test_docker_config_names_it_and_its_pod(records, tmp_path):
                                                  "io.kubernetes.pod.namespace": "prod"}}})
     c = records.describe(containers.Container("docker", A))
     assert (c.name, c.pod, c.namespace) == ("web", "shop-1", "prod")
+
+
+def test_rootless_docker_config(records, tmp_path):
+    write("%s/home/u/.local/share/docker/containers/%s/config.v2.json" % (tmp_path, A),
+          {"Name": "/mine"})
+    assert records.describe(containers.Container("docker", A)).name == "mine"
 
 
 def test_podman_names_through_runc_state_and_its_store(records, tmp_path):
