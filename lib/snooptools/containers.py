@@ -226,20 +226,22 @@ class Records:
         return c
 
     def _docker(self, c):
-        for root in self.docker:
-            for path in _paths(os.path.join(root, "containers", c.id, "config.v2.json")):
-                config = _read_json(path)
-                if isinstance(config, dict):
-                    break
-            else:
-                continue
-            break
-        else:
+        """Whether docker has a record of c (then c is described from it)."""
+        config = self._docker_config(c.id)
+        if config is None:
             return False
         c.name = (config.get("Name") or "").lstrip("/") or None
         labels = (config.get("Config") or {}).get("Labels") or {}
         self._kube(c, labels)
         return True
+
+    def _docker_config(self, cid):
+        for root in self.docker:
+            for path in _paths(os.path.join(root, "containers", cid, "config.v2.json")):
+                config = _read_json(path)
+                if isinstance(config, dict):
+                    return config
+        return None
 
     def _bundle(self, cid):
         """(The OCI bundle directory of container cid, the name its monitor
@@ -321,15 +323,18 @@ class Records:
 # -- cgroup ids and paths -----------------------------------------------------
 
 def cgroup2_root():
-    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
-    /sys/fs/cgroup/unified on a hybrid host); None if nowhere."""
+    """Where the whole cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
+    /sys/fs/cgroup/unified on a hybrid host), not a mount of a part of it;
+    None if nowhere."""
     try:
-        with open("/proc/self/mounts") as f:
+        with open("/proc/self/mountinfo") as f:
             for line in f:
+                # id parent major:minor root mount-point options ... - type source ...
                 fields = line.split()
-                if fields[2] == "cgroup2":
-                    return fields[1]
-    except OSError:
+                fstype = fields[fields.index("-") + 1]
+                if fstype == "cgroup2" and fields[3] == "/":
+                    return fields[4].replace("\\040", " ")
+    except (OSError, ValueError, IndexError):
         pass
     return None
 
