@@ -221,5 +221,6 @@ def test_not_root_says_so(open_dir):
                            capture_output=True,
                            text=True, user=65534, group=65534, extra_groups=[], timeout=30)
         assert r.returncode == 1, (tool, r.stderr)
-        assert r.stderr == ("%s: permission denied: tracing needs root, or CAP_BPF and "
-                            "CAP_PERFMON (run it with sudo)\n" % tool)
+        assert r.stderr == ("%s: permission denied: tracing needs root, or CAP_BPF, "
+                            "CAP_PERFMON and CAP_DAC_READ_SEARCH (for tracefs) (run it with "
+                            "sudo)\n" % tool)
