@@ -20,7 +20,7 @@ struct start {
 	u64 ts_ns;
 	u64 gfp_flags;
 	s32 order;
-	u32 kind;		/* enum reclaim_kind */
+	enum reclaim_kind kind;
 };
 
 struct event {
@@ -29,7 +29,7 @@ struct event {
 	u64 nr_reclaimed;
 	u64 gfp_flags;
 	s32 order;
-	u32 kind;
+	enum reclaim_kind kind;	/* user space: "direct" or "memcg" */
 };
 
 SNOOP_STARTS(struct start);

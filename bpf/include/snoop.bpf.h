@@ -249,6 +249,17 @@ const volatile bool use_task_storage = false;
  * even when it only ever lives on the stack (clang drops such types). */
 #define SNOOP_EVENT(type) type *snoop_event_type __attribute__((unused))
 
+/*
+ * Keep a type in the object's BTF for user space, which reads the
+ * enumerators of every enum kept so by name (btf.py TypeInfo.constants):
+ * a tool's flags and its limits, defined once, here.
+ *	SNOOP_KEEP(enum exec_flag);
+ *	SNOOP_KEEP(enum { DATA_MAX = 8192 });	(a limit: an enum of one)
+ */
+#define SNOOP_KEEP(...) __VA_ARGS__ *___snoop_keep(__COUNTER__) __attribute__((unused))
+#define ___snoop_keep(n) ___snoop_keep2(n)
+#define ___snoop_keep2(n) snoop_keep_##n
+
 static __always_inline void *scratch(void *map)
 {
 	u32 zero = 0;

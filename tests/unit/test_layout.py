@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT
 from snooptools import SnoopError, Tool
 from snooptools.bpfobject import BPFObject, object_path
-from snooptools.btf import Layout
+from snooptools.btf import Layout, parse_object, short_name
 
 
 def tool_module(name):
@@ -50,6 +50,28 @@ def test_the_tail_is_what_was_sent_and_short_records_are_padded():
     assert e["pid"] == 7 and e["comm"].rstrip(b"\0") == b"cat" and e["buf"] == b"/etc\0"
     e = lay.unpack(memoryview(rec)[:20])     # cut inside the fixed part
     assert e["pid"] == 7 and e["comm"] == bytes(16) and e["buf"] == b""
+
+
+def test_an_enum_field_comes_out_as_its_name():
+    """drsnoop's kind is an enum reclaim_kind in C: its values reach record()
+    as the enumerators' names, a value the enum lacks as its number."""
+    lay = layout("drsnoop")
+    assert lay.enums["kind"] == {0: "direct", 1: "memcg"}
+    assert [lay.unpack(pack(lay, kind=k))["kind"] for k in (0, 1, 7)] == ["direct", "memcg", 7]
+    assert lay.unpack(pack(lay, order=3))["order"] == 3     # other fields stay numbers
+
+
+def test_enums_are_read_from_the_object_file_before_it_is_opened():
+    types = parse_object(object_path("drsnoop"))
+    assert types.enum("reclaim_kind") == {"RECLAIM_DIRECT": 0, "RECLAIM_MEMCG": 1}
+    with pytest.raises(SnoopError, match="enum no_such_enum"):
+        types.enum("no_such_enum")
+
+
+def test_short_names():
+    assert [short_name(n) for n in ("CALL_OPENAT", "CALL_SYNC_FILE_RANGE", "ST_NOT_SUITABLE_ZONE",
+                                    "PLAIN")] == ["openat", "sync_file_range",
+                                                  "not_suitable_zone", "plain"]
 
 
 def decode(tool, cls_name, argv, **fields):
