@@ -28,6 +28,19 @@ def object_path(tool):
                      "run make in the snooptools checkout")
 
 
+class Later:
+    """A value from a tool's object named by a help text (argparse's
+    %(name)s, set as an attribute of the option's action): read only when
+    the help is printed, so that a tool's other starts read nothing before
+    its own checks (who runs it, whether its object is built)."""
+
+    def __init__(self, read):
+        self._read = read
+
+    def __str__(self):
+        return str(self._read())
+
+
 def open_pinned_map(path):
     """(fd, MapInfo) of the BPF map pinned at path; the caller closes fd.
     LibbpfError when nothing can be opened there, SnoopError when what is

@@ -13,7 +13,7 @@ import argparse
 import functools
 
 from . import kernel
-from .bpfobject import object_path
+from .bpfobject import Later, object_path
 from .btf import parse_object, short_name
 from .errors import SnoopError
 from .tool import Tool
@@ -81,9 +81,10 @@ class SyscallTool(Tool):
     # -- --call ---------------------------------------------------------------
     def add_call_option(self, parser, help):
         """-c/--call CALL, repeatable: only these calls, in the kernel.
-        {calls} in help stands for the names it takes."""
-        parser.add_argument("-c", "--call", action="append", type=self.call_name, metavar="CALL",
-                            help=help.format(calls=", ".join(self.call_names())))
+        %(calls)s in help stands for the names it takes."""
+        action = parser.add_argument("-c", "--call", action="append", type=self.call_name,
+                                     metavar="CALL", help=help)
+        action.calls = Later(lambda: ", ".join(self.call_names()))
 
     def call_names(self):
         """The names --call lists in its help and errors: each call's, but

@@ -18,3 +18,25 @@ def test_calls_are_the_objects_enum_in_order():
                                         (-4096, 0), (0x7f0000000000, 0)])
 def test_err(ret, errno):
     assert err(ret) == errno
+
+
+def test_a_call_name_for_several_calls():
+    """syncsnoop --call sync_file_range means that call under every ABI's
+    name; its help and errors list the names a user would use."""
+    tool = tool_class("syncsnoop")()
+    v = tool.call_values
+    assert tool.call_names() == ["sync", "syncfs", "fsync", "fdatasync", "msync", "sync_file_range"]
+    assert tool.calls_mask(["sync_file_range", "fsync"]) == (
+        1 << v["sync_file_range"] | 1 << v["sync_file_range2"] | 1 << v["arm_sync_file_range"]
+        | 1 << v["fsync"])
+    args = tool.parser().parse_args(["-c", "fsync", "--call", "fsync"])
+    knobs = {}
+    tool.configure(type("Obj", (), {"set_rodata": lambda self, **kw: knobs.update(kw)})(), args)
+    assert knobs == {"calls_mask": 1 << v["fsync"]}
+
+
+def test_an_unknown_call_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        tool_class("syncsnoop")().parser().parse_args(["-c", "fsck"])
+    assert e.value.code == 2
+    assert "invalid call 'fsck': one of sync, syncfs" in capsys.readouterr().err
