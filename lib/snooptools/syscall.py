@@ -10,11 +10,10 @@ name. A driver declares what is its own: its options, which calls some
 kernels lack, its columns and how an event becomes a record.
 """
 import argparse
-import functools
 
 from . import kernel
-from .bpfobject import Later, object_path
-from .btf import parse_object, short_name
+from .bpfobject import Later, object_types
+from .btf import short_name
 from .errors import SnoopError
 from .tool import Tool
 
@@ -27,33 +26,12 @@ def err(ret):
     return -ret if -4096 < ret < 0 else 0
 
 
-@functools.cache
-def object_types(tool):
-    """The BTF types of tool's object, read before its start (a parser
-    naming its calls, a help text stating a limit). Where the object cannot
-    be read, the tool cannot run: it says why and exits 1, as it would at
-    its start."""
-    try:
-        return parse_object(object_path(tool))
-    except SnoopError as e:
-        raise SystemExit("%s: %s" % (tool, e)) from None
-
-
-def constant(tool, name):
-    """A limit or flag of tool's object: an enumerator it keeps in its BTF
-    with SNOOP_KEEP() (snoop.bpf.h)."""
-    try:
-        return object_types(tool).constants()[name]
-    except KeyError:
-        raise SystemExit("%s: no constant %s in its BPF object: rebuild it (make)"
-                         % (tool, name)) from None
-
-
 class SyscallTool(Tool):
     # Calls some kernels lack: their programs are left out there. A tuple
     # of names, or "all": the tool needs only the call its exit program is
     # at (syscall.bpf.h SYSCALL_EXIT).
     optional_calls = ()
+    other_optional_programs = ()    # the tool's optional programs besides calls' entries
     # --call NAME (add_call_option): a name that stands for several calls
     # (sync_file_range, for its other ABIs' names too), or another spelling
     # of one (umount2), and the calls it means.
@@ -76,7 +54,7 @@ class SyscallTool(Tool):
         unknown = set(names) - set(calls)
         if unknown:
             raise SnoopError("internal: %s has no call %s" % (self.name, ", ".join(unknown)))
-        return tuple(c + "_enter" for c in names)
+        return tuple(c + "_enter" for c in names) + self.other_optional_programs
 
     # -- --call ---------------------------------------------------------------
     def add_call_option(self, parser, help):

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import ROOT
 from snooptools import SnoopError, Tool
-from snooptools.bpfobject import BPFObject, object_path
+from snooptools.bpfobject import BPFObject, constants, object_path
 from snooptools.btf import Layout, parse_object, short_name
 
 
@@ -66,6 +66,20 @@ def test_enums_are_read_from_the_object_file_before_it_is_opened():
     assert types.enum("reclaim_kind") == {"RECLAIM_DIRECT": 0, "RECLAIM_MEMCG": 1}
     with pytest.raises(SnoopError, match="enum no_such_enum"):
         types.enum("no_such_enum")
+
+
+def test_constants_are_the_enums_an_object_keeps(monkeypatch):
+    """killsnoop.bpf.c keeps SNOOP_KEEP(enum { SIG_MAX = 64 }) and its enum
+    kill_flag; an object that cannot be read ends the tool, saying why."""
+    from snooptools import bpfobject
+    assert {"SIG_MAX": 64, "KILL_PIDFD_RESOLVED": 1}.items() <= constants("killsnoop").items()
+    assert "CALL_KILL" not in constants("killsnoop")      # not kept: a field's type
+    monkeypatch.setenv("SNOOPTOOLS_BPF_DIR", "/nonexistent")
+    monkeypatch.setattr(bpfobject, "OBJECT_DIRS", [])
+    with pytest.raises(SystemExit, match="^nosuchsnoop: BPF object nosuchsnoop.bpf.o not found"):
+        constants("nosuchsnoop")
+    with pytest.raises(SystemExit, match="no constant NOPE"):
+        bpfobject.constant("killsnoop", "NOPE")
 
 
 def test_short_names():
