@@ -62,6 +62,16 @@ int name##_enter(struct syscall_enter *ctx)					\
 	return 0;								\
 }
 
+/* The call's first n arguments, as an array's initializer: no more than the
+ * call has (a program that reads past its tracepoint's record is refused
+ * where it is attached). */
+#define SYSCALL_ARGS(n) ___SYSCALL_ARGS##n
+#define ___SYSCALL_ARGS1 { ctx->args[0] }
+#define ___SYSCALL_ARGS2 { ctx->args[0], ctx->args[1] }
+#define ___SYSCALL_ARGS3 { ctx->args[0], ctx->args[1], ctx->args[2] }
+#define ___SYSCALL_ARGS4 { ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3] }
+#define ___SYSCALL_ARGS5 { ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4] }
+
 /* The exit program, at sys_exit_<name>: name is a call every architecture
  * has, since libbpf attaches the program there itself. */
 #define SYSCALL_EXIT(name) ___SYSCALL_EXIT(name, 0, ___no_start)

@@ -7,6 +7,9 @@ A flag table is a tuple of entries in the order their names print:
 word's bits under mask are value: a field within the word (MS_MGC_VAL's
 magic, MOUNT_ATTR__ATIME's three bits, SHM_HUGE_*'s log2 page size).
 """
+import errno
+
+from .output import escape
 
 
 def flag_names(value, table):
@@ -41,6 +44,25 @@ def c_uint(v):
     return v & 0xffffffff
 
 
+def c_string(s, truncated=False):
+    """s as a C string literal, non-printable characters escaped; strace's
+    ... after the quote when it was cut short."""
+    return '"%s"%s' % (escape(s.replace("\\", "\\\\").replace('"', '\\"')),
+                       "..." if truncated else "")
+
+
+def ret_text(ret):
+    """A call's result as strace shows it: -ENOENT for an errno."""
+    if ret < 0 and -ret in errno.errorcode:
+        return "-" + errno.errorcode[-ret]
+    return str(ret)
+
+
+def dfd_text(fd):
+    """A directory descriptor argument: AT_FDCWD, or its number."""
+    return "AT_FDCWD" if fd == AT_FDCWD else str(fd)
+
+
 def size_name(log2):
     """2**log2 bytes as the kernel's constants name sizes: 2MB, 1GB."""
     for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
@@ -62,3 +84,66 @@ SHMAT_FLAGS = (("SHM_RDONLY", 0o10000), ("SHM_RND", 0o20000), ("SHM_REMAP", 0o40
 SHMCTL_CMDS = {0: "IPC_RMID", 1: "IPC_SET", 2: "IPC_STAT", 3: "IPC_INFO", 11: "SHM_LOCK",
                12: "SHM_UNLOCK", 13: "SHM_STAT", 14: "SHM_INFO", 15: "SHM_STAT_ANY"}
 IPC_64 = 0x100      # shmctl's cmd: the 64-bit struct shmid64_ds
+
+
+# -- mounts: <linux/mount.h>, <linux/fcntl.h> -----------------------------------
+MS_FLAGS = (
+    ("MS_MGC_VAL", 0xc0ed0000, 0xffff0000),     # the old magic in the top half
+    ("MS_RDONLY", 1), ("MS_NOSUID", 2), ("MS_NODEV", 4), ("MS_NOEXEC", 8),
+    ("MS_SYNCHRONOUS", 16), ("MS_REMOUNT", 32), ("MS_MANDLOCK", 64), ("MS_DIRSYNC", 128),
+    ("MS_NOSYMFOLLOW", 256), ("MS_NOATIME", 1024), ("MS_NODIRATIME", 2048), ("MS_BIND", 4096),
+    ("MS_MOVE", 8192), ("MS_REC", 16384), ("MS_SILENT", 32768), ("MS_POSIXACL", 1 << 16),
+    ("MS_UNBINDABLE", 1 << 17), ("MS_PRIVATE", 1 << 18), ("MS_SLAVE", 1 << 19),
+    ("MS_SHARED", 1 << 20), ("MS_RELATIME", 1 << 21), ("MS_KERNMOUNT", 1 << 22),
+    ("MS_I_VERSION", 1 << 23), ("MS_STRICTATIME", 1 << 24), ("MS_LAZYTIME", 1 << 25),
+    ("MS_SUBMOUNT", 1 << 26), ("MS_NOREMOTELOCK", 1 << 27), ("MS_NOSEC", 1 << 28),
+    ("MS_BORN", 1 << 29), ("MS_ACTIVE", 1 << 30), ("MS_NOUSER", 1 << 31),
+)
+UMOUNT_FLAGS = (("MNT_FORCE", 1), ("MNT_DETACH", 2), ("MNT_EXPIRE", 4), ("UMOUNT_NOFOLLOW", 8))
+FSOPEN_FLAGS = (("FSOPEN_CLOEXEC", 1),)
+FSMOUNT_FLAGS = (("FSMOUNT_CLOEXEC", 1),)
+FSPICK_FLAGS = (("FSPICK_CLOEXEC", 1), ("FSPICK_SYMLINK_NOFOLLOW", 2),
+                ("FSPICK_NO_AUTOMOUNT", 4), ("FSPICK_EMPTY_PATH", 8))
+MOVE_MOUNT_FLAGS = (
+    ("MOVE_MOUNT_F_SYMLINKS", 0x1), ("MOVE_MOUNT_F_AUTOMOUNTS", 0x2),
+    ("MOVE_MOUNT_F_EMPTY_PATH", 0x4), ("MOVE_MOUNT_T_SYMLINKS", 0x10),
+    ("MOVE_MOUNT_T_AUTOMOUNTS", 0x20), ("MOVE_MOUNT_T_EMPTY_PATH", 0x40),
+    ("MOVE_MOUNT_SET_GROUP", 0x100), ("MOVE_MOUNT_BENEATH", 0x200),
+)
+AT_FLAGS = (("AT_SYMLINK_NOFOLLOW", 0x100), ("AT_NO_AUTOMOUNT", 0x800),
+            ("AT_EMPTY_PATH", 0x1000), ("AT_RECURSIVE", 0x8000))
+OPEN_TREE_FLAGS = (("OPEN_TREE_CLONE", 1), ("OPEN_TREE_CLOEXEC", 0o2000000)) + AT_FLAGS
+MOUNT_ATTR_FLAGS = (
+    # the atime setting is a 3-bit field, not bits (MOUNT_ATTR_RELATIME is 0)
+    ("MOUNT_ATTR_NOATIME", 0x10, 0x70), ("MOUNT_ATTR_STRICTATIME", 0x20, 0x70),
+    ("MOUNT_ATTR__ATIME", 0x70, 0x70),
+    ("MOUNT_ATTR_RDONLY", 0x1), ("MOUNT_ATTR_NOSUID", 0x2), ("MOUNT_ATTR_NODEV", 0x4),
+    ("MOUNT_ATTR_NOEXEC", 0x8), ("MOUNT_ATTR_NODIRATIME", 0x80), ("MOUNT_ATTR_IDMAP", 0x100000),
+    ("MOUNT_ATTR_NOSYMFOLLOW", 0x200000),
+)
+# struct mount_attr's fields, in order, and the tables of the flag words
+MOUNT_ATTR = (("attr_set", MOUNT_ATTR_FLAGS), ("attr_clr", MOUNT_ATTR_FLAGS),
+              ("propagation", MS_FLAGS), ("userns_fd", None))
+AT_FDCWD = -100
+
+# The mount calls' arguments, in order: (JSON key, a flag table or a kind).
+# (fsconfig's commands are the kernel's enum fsconfig_command, which
+# mountsnoop.bpf.c keeps in its object's BTF.)
+# The tracepoints of umount2() are named umount, and BCC prints it so.
+STR, FD, DFD, SIZE, CMD, VALUE, AUX, ATTR = "str", "fd", "dfd", "size", "cmd", "value", "aux", "attr"
+MOUNT_CALLS = {
+    "mount": (("source", STR), ("target", STR), ("fstype", STR), ("flags", MS_FLAGS),
+              ("data", STR)),
+    "umount": (("target", STR), ("flags", UMOUNT_FLAGS)),
+    "fsopen": (("fstype", STR), ("flags", FSOPEN_FLAGS)),
+    "fsconfig": (("fd", FD), ("cmd", CMD), ("key", STR), ("value", VALUE), ("aux", AUX)),
+    "fsmount": (("fd", FD), ("flags", FSMOUNT_FLAGS), ("attr_flags", MOUNT_ATTR_FLAGS)),
+    "move_mount": (("from_dfd", DFD), ("source", STR), ("to_dfd", DFD), ("target", STR),
+                   ("flags", MOVE_MOUNT_FLAGS)),
+    "fspick": (("dfd", DFD), ("target", STR), ("flags", FSPICK_FLAGS)),
+    "open_tree": (("dfd", DFD), ("source", STR), ("flags", OPEN_TREE_FLAGS)),
+    "open_tree_attr": (("dfd", DFD), ("source", STR), ("flags", OPEN_TREE_FLAGS),
+                       ("attr", ATTR), ("size", SIZE)),
+    "mount_setattr": (("dfd", DFD), ("target", STR), ("flags", AT_FLAGS), ("attr", ATTR),
+                      ("size", SIZE)),
+}

@@ -82,6 +82,27 @@ def _mount(path):
     return best, fstype
 
 
+def mount_namespace(text):
+    """--mntns: an inode number, or a namespace file such as /proc/PID/ns/mnt."""
+    import re
+    if text.isdigit() and 0 < int(text) < 1 << 32:
+        return int(text)
+    try:
+        link = os.readlink(text)
+    except OSError:
+        link = None             # a bind-mounted namespace file is no symlink
+    if link is not None and not link.startswith("/"):
+        m = re.fullmatch(r"mnt:\[(\d+)\]", link)
+        if not m:
+            raise argparse.ArgumentTypeError("%s is %s, not a mount namespace" % (text, link))
+        return int(m[1])
+    try:
+        return os.stat(text).st_ino
+    except OSError as e:
+        raise argparse.ArgumentTypeError("invalid mount namespace %r: not an inode number, "
+                                         "and %s" % (text, e.strerror.lower())) from None
+
+
 BPFFS = "/sys/fs/bpf"
 
 

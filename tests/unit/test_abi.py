@@ -23,3 +23,15 @@ def test_shmsnoop_arguments():
     rec = dict(call="shmctl", shmid=5, cmd=2 | 0x100, buf=0x10, err=0)
     assert text(rec) == "shmid: 0x5, cmd: 258 (IPC_STAT|IPC_64), buf: 0x10"
     assert abi.size_name(30) == "1GB" and abi.size_name(16) == "64KB"
+
+
+def test_mount_flag_words_as_bcc_and_strace_print_them():
+    assert abi.flags_text(0xc0ed0000 | 1 | 1 << 31, abi.MS_FLAGS) == "MS_MGC_VAL|MS_RDONLY"
+    assert abi.flags_text(1 << 31 | 2, abi.MS_FLAGS) == "MS_NOSUID|MS_NOUSER"
+    assert abi.flags_text(0x10 | 0x1, abi.MOUNT_ATTR_FLAGS) == "MOUNT_ATTR_NOATIME|MOUNT_ATTR_RDONLY"
+    assert abi.flags_text(0x70, abi.MOUNT_ATTR_FLAGS) == "MOUNT_ATTR__ATIME"
+    assert abi.flags_text(0x30, abi.MOUNT_ATTR_FLAGS) == "0x30"    # no such atime setting
+    assert abi.flags_text(0o2000001 | 0x8000, abi.OPEN_TREE_FLAGS) == \
+        "OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE"
+    assert (abi.dfd_text(-100), abi.ret_text(-2), abi.ret_text(3)) == ("AT_FDCWD", "-ENOENT", "3")
+    assert abi.c_string('a"\\\n', truncated=True) == '"a\\"\\\\\\n"...'
