@@ -80,6 +80,8 @@ int reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ct
 		goto out;
 	__builtin_memset(&e, 0, sizeof(e));
 	fill_task(&e.task);
+	if (!name_wanted(e.task.comm))
+		goto out;
 	e.task.ts_ns = s->ts_ns;
 	e.lat_ns = lat_ns;
 	e.nr_reclaimed = ctx->nr_reclaimed;

@@ -81,6 +81,34 @@ struct {
  * a helper call each (~40 ns each, on every event; fill_task()). */
 const volatile bool task_btf = false;
 
+/* BCC's -n NAME: only tasks whose comm contains NAME (filters.py add_name). */
+const volatile char filter_name[TASK_COMM_LEN] = {};
+const volatile u32 filter_name_len = 0;		/* its bytes; 0: no -n */
+
+/*
+ * Is -n's NAME part of comm? A loop, so it is not in should_trace(), which
+ * every entry program inlines: it runs once an event has its comm (in a
+ * syscall tool's one exit program, syscall.bpf.h, and in drsnoop's end).
+ * A NAME of 16 bytes or more is in no comm.
+ */
+static __always_inline bool name_wanted(const char *comm)
+{
+	u32 i, j, len = filter_name_len;
+
+	if (!len)
+		return true;
+	for (i = 0; i < TASK_COMM_LEN; i++) {
+		if (!comm[i] || i + len >= TASK_COMM_LEN)
+			return false;
+		for (j = 0; j < len && j < TASK_COMM_LEN; j++)
+			if (comm[i + j] != filter_name[j])
+				break;
+		if (j == len)
+			return true;
+	}
+	return false;
+}
+
 /* The inode number of current's mount namespace (/proc/PID/ns/mnt). */
 static __always_inline u64 current_mntns(void)
 {

@@ -12,7 +12,8 @@
  * once, however many calls the tool traces, and user space attaches it to
  * the sys_exit tracepoint of each of them besides name's (their contexts are
  * all alike). It takes what the entry saved, applies the result filters,
- * fills the task head of this CPU's event, hands both to the tool's
+ * fills the task head of this CPU's event, applies -n (name_wanted(): a
+ * loop, here verified once for every call), hands both to the tool's
  * fill_event() and sends what that returns, then frees the start.
  *
  * So a tool is its calls, how it fills its event, and its own filters. It
@@ -111,7 +112,7 @@ int syscall_exit(struct syscall_exit *ctx)					\
 	}									\
 	if (result_wanted(ctx->ret)) {						\
 		e = task_event(&heap);						\
-		if (e) {							\
+		if (e && name_wanted(e->task.comm)) {				\
 			size = fill_event(ctx, s, e);				\
 			if (size)						\
 				emit(ctx, e, size);				\

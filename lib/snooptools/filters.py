@@ -1,5 +1,6 @@
 """The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
-and BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills).
+BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills),
+and BCC's -n NAME of the tools that have it (add_name).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
 letters); apply() writes the matching .rodata knobs before load and fill()
@@ -176,6 +177,14 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
     return g
 
 
+def add_name(parser):
+    """BCC's -n/--name NAME: only tasks whose comm contains NAME. Matched in
+    the kernel where the tool's event has its comm (snoop.bpf.h
+    name_wanted(): the exit of a syscall tool, drsnoop's end)."""
+    parser.add_argument("-n", "--name", dest="name_contains", metavar="NAME",
+                        help="only process names (comm) containing NAME")
+
+
 def _flags(short, long):
     return (short, long) if short else (long,)
 
@@ -195,6 +204,10 @@ def apply(obj, args):
         knobs["filter_comm"] = args.comm.encode()
     if args.cgroup:
         knobs["filter_cgroup"] = True
+    name = getattr(args, "name_contains", None)
+    if name:
+        name = os.fsencode(name)[:COMM_LEN]     # 16 bytes: in no comm
+        knobs.update(filter_name=name, filter_name_len=len(name))
     for option, (knob, name) in MAP_FILTERS.items():
         path = getattr(args, option)
         if path:
