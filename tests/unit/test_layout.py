@@ -74,6 +74,7 @@ def test_constants_are_the_enums_an_object_keeps(monkeypatch):
     from snooptools import bpfobject
     assert {"SIG_MAX": 64, "KILL_PIDFD_RESOLVED": 1}.items() <= constants("killsnoop").items()
     assert "CALL_KILL" not in constants("killsnoop")      # not kept: a field's type
+    assert constants("ttysnoop")["DATA_MAX"] == 8192        # an enum without a name
     monkeypatch.setenv("SNOOPTOOLS_BPF_DIR", "/nonexistent")
     monkeypatch.setattr(bpfobject, "OBJECT_DIRS", [])
     with pytest.raises(SystemExit, match="^nosuchsnoop: BPF object nosuchsnoop.bpf.o not found"):
