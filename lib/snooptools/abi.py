@@ -8,6 +8,7 @@ word's bits under mask are value: a field within the word (MS_MGC_VAL's
 magic, MOUNT_ATTR__ATIME's three bits, SHM_HUGE_*'s log2 page size).
 """
 import errno
+import sys
 
 from .output import escape
 
@@ -70,6 +71,35 @@ def size_name(log2):
             return "%d%s" % (1 << log2, unit)
         log2 -= 10
     return "2^%d" % log2
+
+
+# -- sockets: <linux/socket.h>, <linux/in.h> ------------------------------------
+AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10
+# the protocols an AF_INET or AF_INET6 socket can have
+INET_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 33: "DCCP", 58: "ICMPV6", 132: "SCTP",
+                  136: "UDPLITE", 255: "RAW", 262: "MPTCP"}
+
+
+def inet_ntop(family, raw):
+    """An AF_INET or AF_INET6 address in raw bytes, as text."""
+    import socket
+    return socket.inet_ntop(socket.AF_INET, raw[:4]) if family == AF_INET else \
+        socket.inet_ntop(socket.AF_INET6, raw[:16])
+
+
+def inet_sockaddr(sa, sock_family):
+    """(address, port) of a struct sockaddr_in or sockaddr_in6 in raw bytes
+    (what a caller passed for a socket of sock_family), each None when it
+    is too short to hold them or is of another family."""
+    port = int.from_bytes(sa[2:4], "big") if len(sa) >= 4 else None
+    family = int.from_bytes(sa[:2], sys.byteorder) if len(sa) >= 2 else None
+    if family == AF_UNSPEC and sock_family == AF_INET:
+        family = AF_INET            # what inet_bind() accepts for INADDR_ANY
+    if family == AF_INET and len(sa) >= 8:
+        return inet_ntop(AF_INET, sa[4:8]), port
+    if family == AF_INET6 and len(sa) >= 24:
+        return inet_ntop(AF_INET6, sa[8:24]), port
+    return None, port
 
 
 # -- System V shared memory: <linux/ipc.h>, <linux/shm.h> ---------------------

@@ -31,6 +31,16 @@ def id_list(text):
     return out
 
 
+def port_list(text):
+    """PORT[,PORT...] -> a list of ports."""
+    out = []
+    for part in text.split(","):
+        if not part.isdigit() or int(part) > 65535:
+            raise argparse.ArgumentTypeError("invalid port %r: a number 0 to 65535" % part)
+        out.append(int(part))
+    return out
+
+
 def user(text):
     """A uid, or a user name resolved to its uid."""
     if text.isdigit():
