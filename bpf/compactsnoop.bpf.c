@@ -63,7 +63,7 @@ struct event {
 	s32 order;
 	s32 kstatus;		/* the kernel's own value, for an unknown status */
 	s32 stack_id;		/* -K: in stacks; < 0: not taken (-errno) */
-	u8 status;		/* enum status */
+	enum status status;	/* user space: "complete", ... ("unknown": see kstatus) */
 	u8 sync;
 	char zone[ZONE_NAME_LEN];
 	struct zone_state state;

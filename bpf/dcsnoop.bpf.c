@@ -17,7 +17,7 @@ enum lookup_type { LOOKUP_MISS, LOOKUP_REFERENCE };
 
 struct event {
 	struct task_head task;
-	u32 type;		/* enum lookup_type */
+	enum lookup_type type;	/* user space: M for a miss, R for a reference */
 	u32 name_len;		/* bytes of name[] with its NUL */
 	char name[NAME_LEN];	/* this component and the rest of the path */
 };

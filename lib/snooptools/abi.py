@@ -73,6 +73,17 @@ def size_name(log2):
     return "2^%d" % log2
 
 
+# -- block I/O ----------------------------------------------------------------------
+# blk_status_t -> the errno blk_status_to_errno() makes of it (EIO for others)
+BLK_STATUS_ERRNO = {1: "EOPNOTSUPP", 2: "ETIMEDOUT", 3: "ENOSPC", 4: "ENOLINK", 5: "EREMOTEIO",
+                    6: "EBADE", 7: "ENODATA", 8: "EILSEQ", 9: "ENOMEM", 10: "EIO", 11: "EREMCHG",
+                    12: "EAGAIN", 13: "EBUSY", 16: "ENODEV"}
+# the operations (the kernel's enum req_op, which biosnoop's object keeps)
+# as blktrace's rwbs spells them
+REQ_OP_LETTERS = {"REQ_OP_READ": "R", "REQ_OP_WRITE": "W", "REQ_OP_FLUSH": "F",
+                  "REQ_OP_DISCARD": "D", "REQ_OP_SECURE_ERASE": "DE"}
+
+
 # -- sockets: <linux/socket.h>, <linux/in.h> ------------------------------------
 AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10
 # the protocols an AF_INET or AF_INET6 socket can have

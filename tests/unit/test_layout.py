@@ -92,8 +92,11 @@ def test_short_names():
 def decode(tool, cls_name, argv, **fields):
     mod = tool_module(tool)
     t = getattr(mod, cls_name)()
-    args = t.parser().parse_args(argv)
-    t.configure(_NoKnobs(), args)
+    parser = t.parser()
+    args = parser.parse_args(argv)
+    t.validate(args, parser)
+    with BPFObject(object_path(tool)) as obj:      # opened, never loaded
+        t.configure(obj, args)
     return record(t, layout(tool), **fields)
 
 
@@ -105,11 +108,6 @@ def record(t, lay, **fields):
     data = pack(lay, **fields)
     t.handler(lay, got.append)(data, 0, len(data))
     return got[0] if got else None
-
-
-class _NoKnobs:
-    def set_rodata(self, **kw):
-        pass
 
 
 def test_execsnoop_record_from_synthetic_event():
@@ -126,6 +124,15 @@ def test_execsnoop_script_drops_interpreter_and_truncates():
     rec = decode("execsnoop", "ExecSnoop", ["--max-args", "3"], fname_len=9,
                  args_len=len(area) - 9, args=area, flags=2)
     assert rec["args"] == ["./run.sh", "a", "b"] and rec["args_truncated"] is True
+
+
+def test_enum_fields_as_each_tool_shows_them():
+    # dcsnoop: BCC's letters for enum lookup_type
+    assert [decode("dcsnoop", "DcSnoop", [], type=t, name=b"x\0", name_len=2)["type"]
+            for t in (0, 1)] == ["M", "R"]
+    # compactsnoop: enum status's names; ST_UNKNOWN shows the kernel's own value
+    assert decode("compactsnoop", "CompactSnoop", [], status=5)["status"] == "complete"
+    assert decode("compactsnoop", "CompactSnoop", [], status=9, kstatus=42)["status"] == "42"
 
 
 def test_opensnoop_record_full_path_and_errors():
