@@ -73,6 +73,44 @@ def size_name(log2):
     return "2^%d" % log2
 
 
+# -- signals ------------------------------------------------------------------------
+def signal_name(sig):
+    """9 -> "KILL", 36 -> "RTMIN+2", as BCC shows them; "?" for none."""
+    import signal
+    try:
+        return signal.Signals(sig).name[3:]
+    except ValueError:
+        if signal.SIGRTMIN < sig < signal.SIGRTMAX:
+            return "RTMIN+%d" % (sig - signal.SIGRTMIN)
+        return "?"
+
+
+def signal_number(text):
+    """A signal by number or name (KILL, SIGKILL, sigterm, RTMIN+2), or None."""
+    import re
+    import signal
+    name = text.strip().upper()
+    if name.isdigit():
+        return int(name)
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    m = re.fullmatch(r"(SIGRTMIN|SIGRTMAX)([+-]\d+)?", name)
+    if m:
+        return getattr(signal, m[1]) + int(m[2] or 0)
+    if name in signal.Signals.__members__:
+        return signal.Signals[name].value
+    return None
+
+
+# -- files -----------------------------------------------------------------------------
+# Files on no mount, by their superblock's magic (<linux/magic.h>), named as
+# readlink(2) of /proc/PID/fd/N names them: (prefix, the inode number's or
+# the dentry name's) socket:[INO], pipe:[INO], anon_inode:NAME
+NO_MOUNT_NAMES = {0x534F434B: ("socket", True), 0x50495045: ("pipe", True),
+                  0x09041934: ("anon_inode", False)}
+PTS_MAJORS = range(136, 144)    # UNIX98_PTY_SLAVE_MAJOR: /dev/pts/N
+
+
 # -- block I/O ----------------------------------------------------------------------
 # blk_status_t -> the errno blk_status_to_errno() makes of it (EIO for others)
 BLK_STATUS_ERRNO = {1: "EOPNOTSUPP", 2: "ETIMEDOUT", 3: "ENOSPC", 4: "ENOLINK", 5: "EREMOTEIO",

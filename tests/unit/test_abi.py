@@ -35,3 +35,9 @@ def test_mount_flag_words_as_bcc_and_strace_print_them():
         "OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE"
     assert (abi.dfd_text(-100), abi.ret_text(-2), abi.ret_text(3)) == ("AT_FDCWD", "-ENOENT", "3")
     assert abi.c_string('a"\\\n', truncated=True) == '"a\\"\\\\\\n"...'
+
+
+def test_signals():
+    assert [abi.signal_number(t) for t in ("9", "kill", "SIGTERM", "RTMIN+2", "sigrtmax-1",
+                                           "NOPE", "-1")] == [9, 9, 15, 36, 63, None, None]
+    assert [abi.signal_name(n) for n in (9, 36, 0, 99)] == ["KILL", "RTMIN+2", "?", "?"]
