@@ -84,15 +84,14 @@ static __always_inline u64 event_size(struct event *e)
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(exec_done, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct start *s = saved_start(old_pid);
 	const char *filename;
 	struct event *e;
+	struct start s;
 	u64 start, len;
 	long n;
 
-	if (!s)
+	if (!start_take(old_pid, &s))
 		return 0;
-	start_done(old_pid, s);
 	e = task_event(&heap);
 	if (!e)
 		return 0;

@@ -211,6 +211,8 @@ struct {
  *   start_save(tid, &v)   at entry
  *   saved_start(tid)      at exit: what entry saved, or NULL
  *   start_done(tid, s)    at exit, when done with s
+ *   start_take(tid, &v)   at exit: what entry saved, copied to v and done
+ *                         with; false when there is none
  * tid is the thread's id at entry (used by the hash only).
  */
 const volatile bool use_task_storage = false;
@@ -271,6 +273,18 @@ const volatile bool use_task_storage = false;
 			((struct snoop_start *)s)->active = 0;			\
 		else								\
 			bpf_map_delete_elem(&starts, &tid);			\
+	}									\
+										\
+	static __always_inline __attribute__((unused)) bool			\
+	start_take(u32 tid, value_type *v)					\
+	{									\
+		value_type *s = saved_start(tid);				\
+										\
+		if (!s)								\
+			return false;						\
+		*v = *s;							\
+		start_done(tid, s);						\
+		return true;							\
 	}
 
 /* Keep an event type in the object's BTF, where user space reads its layout,
@@ -366,6 +380,25 @@ static __always_inline void fill_task(struct task_head *h)
 		h->uid = (u32)bpf_get_current_uid_gid();
 		bpf_get_current_comm(h->comm, sizeof(h->comm));
 	}
+}
+
+/*
+ * The head of a timed begin/end pair's event, at its end (drsnoop,
+ * compactsnoop): current's task, the begin's time, and in *lat_ns the
+ * pair's latency; false when the pair took less than min_ns or -n turns
+ * the task away.
+ */
+static __always_inline bool timed_head(struct task_head *h, u64 *lat_ns, u64 begin_ns,
+				       u64 min_ns)
+{
+	u64 lat = bpf_ktime_get_ns() - begin_ns;
+
+	if (lat < min_ns)
+		return false;
+	fill_task(h);
+	h->ts_ns = begin_ns;
+	*lat_ns = lat;
+	return name_wanted(h->comm);
 }
 
 /* This CPU's scratch event in heap (an SNOOP_SCRATCH of a struct whose first
