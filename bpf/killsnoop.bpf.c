@@ -41,13 +41,7 @@ struct start {
 struct event {
 	struct task_head task;
 	s32 ret;
-	s32 tpid;
-	s32 tgid;
-	s32 fd;
-	u32 sig;
-	enum call call;
-	u32 flags;
-	char tcomm[TASK_COMM_LEN];
+	struct start call;	/* the call, as its entry saw it */
 };
 
 SNOOP_STARTS(struct start);
@@ -141,13 +135,7 @@ int signal_generate(struct trace_event_raw_signal_generate *ctx)
 static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
 	e->ret = ctx->ret;
-	e->tpid = s->tpid;
-	e->tgid = s->tgid;
-	e->fd = s->fd;
-	e->sig = s->sig;
-	e->call = s->call;
-	e->flags = s->flags;
-	__builtin_memcpy(e->tcomm, s->tcomm, sizeof(e->tcomm));
+	e->call = *s;
 	return sizeof(*e);
 }
 

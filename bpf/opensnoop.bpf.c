@@ -15,7 +15,6 @@
 #include "syscall.bpf.h"
 
 #define FNAME_LEN	4096
-#define AT_FDCWD	-100
 
 const volatile u64 flags_mask = 0;		/* -f: any of these open flags */
 const volatile bool full_path = false;		/* -F */
@@ -108,25 +107,11 @@ static __always_inline void resolve(struct event *e, const struct start *s)
 	u32 off = BOUND(e->path_len, FNAME_LEN - 1), len, pos;
 	bool truncated = false;
 	struct path p;
-	struct file *f;
 
-	if (!w)
+	if (!w || (e->ret < 0 && e->buf[0] == '/'))	/* failed, and already absolute */
 		return;
-	if (e->ret >= 0) {
-		f = fd_file(task, e->ret);
-		if (!f)
-			return;
-		file_path(f, &p);
-	} else if (e->buf[0] == '/') {
-		return;		/* already absolute */
-	} else if (s->dfd == AT_FDCWD) {
-		cwd_path(task, &p);
-	} else {
-		f = fd_file(task, s->dfd);
-		if (!f)
-			return;
-		file_path(f, &p);
-	}
+	if (!(e->ret >= 0 ? fd_path(task, e->ret, &p) : dfd_path(task, s->dfd, &p)))
+		return;
 	len = build_path(w, p.dentry, p.mnt, &truncated);
 	len = BOUND(len, PATH_BUF - 1);
 	bpf_probe_read_kernel(&e->buf[off], len, w->buf);

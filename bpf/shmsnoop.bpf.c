@@ -17,9 +17,7 @@ struct start {
 struct event {
 	struct task_head task;
 	s64 ret;		/* an address for shmat(), so 64 bits */
-	enum call call;
-	u32 pad;
-	u64 args[3];		/* the call's arguments, in order; unused ones 0 */
+	struct start call;	/* its arguments, in order (unused ones 0), and which */
 };
 
 SNOOP_STARTS(struct start);
@@ -43,9 +41,7 @@ SYSCALL_ENTER(shmctl, .call = CALL_SHMCTL, .args = { ctx->args[0], ctx->args[1],
 static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
 	e->ret = ctx->ret;
-	e->call = s->call;
-	e->pad = 0;
-	__builtin_memcpy(e->args, s->args, sizeof(e->args));
+	e->call = *s;
 	return sizeof(*e);
 }
 

@@ -9,7 +9,6 @@
 #include "path.bpf.h"
 #include "syscall.bpf.h"
 
-#define AT_FDCWD	-100
 #define AT_EMPTY_PATH	0x1000
 
 enum call {
@@ -28,7 +27,7 @@ enum kind {
 struct start {
 	const char *filename;
 	u64 flags;
-	s32 fd;
+	s32 fd;			/* KIND_FD: the descriptor; KIND_AT: the directory's */
 	enum call call;
 	enum kind kind;
 };
@@ -36,10 +35,7 @@ struct start {
 struct event {
 	struct task_head task;
 	s64 ret;
-	u64 flags;
-	s32 fd;			/* KIND_FD: the descriptor; KIND_AT: the directory's */
-	enum call call;
-	enum kind kind;
+	struct start call;	/* the call, as its entry saw it */
 	u32 path_len;		/* bytes of path[] with its NUL; 0: none */
 	u8 from_fd;		/* path[] is the file behind fd, resolved here */
 	u8 path_truncated;
@@ -80,26 +76,18 @@ FD_CALL(fstatfs64, CALL_FSTATFS64)
 SYSCALL_ENTER(statx, .call = CALL_STATX, .kind = KIND_AT, .fd = ctx->args[0],
 	      .filename = (const char *)ctx->args[1], .flags = ctx->args[2])
 
-/* The file behind e->fd (the cwd for AT_FDCWD), written to e->path. */
+/* The file behind the call's fd (the cwd for AT_FDCWD), written to e->path. */
 static __always_inline void resolve(struct event *e)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct path_walk *w = scratch(&walk_heap);
 	bool truncated = false;
 	struct path p;
-	struct file *f;
 	u32 len;
 
-	if (!w)
+	if (!w || !(e->call.kind == KIND_AT ? dfd_path(task, e->call.fd, &p) :
+					      fd_path(task, e->call.fd, &p)))
 		return;
-	if (e->kind == KIND_AT && e->fd == AT_FDCWD) {
-		cwd_path(task, &p);
-	} else {
-		f = fd_file(task, e->fd);
-		if (!f)
-			return;
-		file_path(f, &p);
-	}
 	len = build_path(w, p.dentry, p.mnt, &truncated);
 	len = BOUND(len, PATH_BUF - 1);
 	bpf_probe_read_kernel(e->path, len + 1, w->buf);
@@ -115,10 +103,7 @@ static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s,
 	long n = 0;
 
 	e->ret = ctx->ret;
-	e->flags = s->flags;
-	e->fd = s->fd;
-	e->call = s->call;
-	e->kind = s->kind;
+	e->call = *s;
 	e->from_fd = 0;
 	e->path_truncated = 0;
 	if (s->filename)

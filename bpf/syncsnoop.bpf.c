@@ -19,7 +19,7 @@ enum call {
 #define NO_FD	-1
 
 struct start {
-	u64 ts_ns;
+	u64 entry_ns;	/* the time of entry */
 	u64 addr;	/* msync: start */
 	u64 len;	/* msync: len; sync_file_range: nbytes */
 	u64 off;	/* sync_file_range: offset */
@@ -32,12 +32,7 @@ struct event {
 	struct task_head task;	/* ts_ns is the time of entry */
 	u64 lat_ns;
 	s64 ret;
-	u64 addr;
-	u64 len;
-	u64 off;
-	u64 flags;
-	s32 fd;
-	enum call call;
+	struct start call;	/* the call, as its entry saw it */
 	u32 path_len;		/* bytes of path[] with its NUL; 0: no file */
 	u8 path_truncated;
 	char path[PATH_BUF];
@@ -49,7 +44,7 @@ SNOOP_SCRATCH(heap, struct event);
 
 static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	s->ts_ns = bpf_ktime_get_ns();
+	s->entry_ns = bpf_ktime_get_ns();
 	return true;
 }
 
@@ -80,13 +75,13 @@ static __always_inline void resolve(struct event *e)
 	struct path p;
 	u32 len;
 
-	if (e->call == CALL_MSYNC) {
+	if (e->call.call == CALL_MSYNC) {
 		struct vma_info v = {};
 
-		find_vma_info(e->addr, &v);
+		find_vma_info(e->call.addr, &v);
 		f = v.file;
-	} else if (e->fd != NO_FD)
-		f = fd_file(task, e->fd);
+	} else if (e->call.fd != NO_FD)
+		f = fd_file(task, e->call.fd);
 	w = scratch(&walk_heap);
 	if (!f || !w)
 		return;
@@ -109,19 +104,14 @@ static __always_inline void resolve(struct event *e)
 
 static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u64 lat_ns = bpf_ktime_get_ns() - s->ts_ns;
+	u64 lat_ns = bpf_ktime_get_ns() - s->entry_ns;
 
 	if (lat_ns < min_ns)
 		return 0;
-	e->task.ts_ns = s->ts_ns;
+	e->task.ts_ns = s->entry_ns;
 	e->lat_ns = lat_ns;
 	e->ret = ctx->ret;
-	e->addr = s->addr;
-	e->len = s->len;
-	e->off = s->off;
-	e->flags = s->flags;
-	e->fd = s->fd;
-	e->call = s->call;
+	e->call = *s;
 	e->path_len = 0;
 	e->path_truncated = 0;
 	resolve(e);
