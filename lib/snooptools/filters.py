@@ -1,6 +1,8 @@
 """The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
 BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills),
-and BCC's -n NAME of the tools that have it (add_name).
+and BCC's -n NAME of the tools that have it (add_name); and the argument
+types that turn what a user names into what the kernel side filters on (a
+port, an open flag, a mount namespace, a tty, a disk).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
 letters); apply() writes the matching .rodata knobs before load and fill()
@@ -11,6 +13,8 @@ import argparse
 import os
 import struct
 
+from . import kernel
+from .abi import PTS_MAJORS
 from .bpfobject import map_type_name, open_pinned_map
 from .errors import SnoopError, UsageError
 
@@ -39,6 +43,89 @@ def port_list(text):
             raise argparse.ArgumentTypeError("invalid port %r: a number 0 to 65535" % part)
         out.append(int(part))
     return out
+
+
+def open_flag(text):
+    """An O_* flag name (the O_ is optional) -> its value (opensnoop -f)."""
+    name = text.upper()
+    if not name.startswith("O_"):
+        name = "O_" + name
+    value = getattr(os, name, None)
+    if not isinstance(value, int) or name == "O_RDONLY":
+        why = "O_RDONLY is 0 and matches nothing" if name == "O_RDONLY" else "unknown open flag"
+        raise argparse.ArgumentTypeError("invalid flag %r: %s" % (text, why))
+    return value
+
+
+class TtyDevice:
+    """A tty: its path, device number and (a pts) filesystem, kernel dev_t's."""
+
+    def __init__(self, path, rdev, fs):
+        self.path, self.rdev, self.fs = path, rdev, fs
+
+
+def tty_ranges():
+    """(major, first minor, last minor) of every tty driver, from
+    /proc/tty/drivers; None when it cannot be read."""
+    try:
+        with open("/proc/tty/drivers") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        fields = line.split()        # name, /dev/node, major, minor[-minor], type
+        if len(fields) < 5 or not fields[-3].isdigit():
+            continue
+        first, _, last = fields[-2].partition("-")
+        out.append((int(fields[-3]), int(first), int(last or first)))
+    return out
+
+
+def tty(text):
+    """A tty by path, or a pts by number (3 is /dev/pts/3) -> its TtyDevice:
+    the device number and, for a pts, its devpts instance, as the kernel
+    holds them (ttysnoop's target)."""
+    import stat
+    path = "/dev/pts/" + text if text.isdigit() else text
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise argparse.ArgumentTypeError("%s: %s" % (path, e.strerror)) from None
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    ranges = tty_ranges()
+    if not stat.S_ISCHR(st.st_mode) or (
+            ranges is not None and not any(m == major and lo <= minor <= hi
+                                           for m, lo, hi in ranges)):
+        raise argparse.ArgumentTypeError("%s is not a tty" % path)
+    # pts numbers repeat in every devpts instance (each container has its
+    # own): a pts is also matched on its filesystem
+    fs = kernel.kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)) \
+        if major in PTS_MAJORS else 0
+    return TtyDevice(path, kernel.kernel_dev(major, minor), fs)
+
+
+def block_device(text):
+    """-d: a disk or partition by name (vda, nvme0n1p2) or device path
+    (/dev/mapper/root) -> (kernel dev_t, is a partition)."""
+    import stat
+    if "/" in text:
+        try:
+            st = os.stat(text)
+        except OSError as e:
+            raise argparse.ArgumentTypeError("disk %r: %s" % (text, e.strerror)) from None
+        if not stat.S_ISBLK(st.st_mode):
+            raise argparse.ArgumentTypeError("disk %r: not a block device" % text)
+        sysdir = "/sys/dev/block/%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+    else:
+        sysdir = "/sys/class/block/" + text
+    try:
+        with open(sysdir + "/dev") as f:
+            major, minor = f.read().split(":")
+    except (OSError, ValueError):
+        raise argparse.ArgumentTypeError(
+            "unknown disk %r: not in /sys/class/block" % text) from None
+    return kernel.kernel_dev(int(major), int(minor)), os.path.exists(sysdir + "/partition")
 
 
 def user(text):
