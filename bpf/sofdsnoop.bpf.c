@@ -268,6 +268,8 @@ static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s,
 
 	if (m.ret < 0 && is_recv(m.s.call))
 		return 0;
+	if (!name_wanted(&e->task))	/* -n: the events are one_msg()'s */
+		return 0;
 	if (is_mmsg(m.s.call)) {
 		if (!m.ret)
 			return 0;

@@ -85,30 +85,6 @@ const volatile bool task_btf = false;
 const volatile char filter_name[TASK_COMM_LEN] = {};
 const volatile u32 filter_name_len = 0;		/* its bytes; 0: no -n */
 
-/*
- * Is -n's NAME part of comm? A loop, so it is not in should_trace(), which
- * every entry program inlines: it runs once an event has its comm (in a
- * syscall tool's one exit program, syscall.bpf.h, and in drsnoop's end).
- * A NAME of 16 bytes or more is in no comm.
- */
-static __always_inline bool name_wanted(const char *comm)
-{
-	u32 i, j, len = filter_name_len;
-
-	if (!len)
-		return true;
-	for (i = 0; i < TASK_COMM_LEN; i++) {
-		if (!comm[i] || i + len >= TASK_COMM_LEN)
-			return false;
-		for (j = 0; j < len && j < TASK_COMM_LEN; j++)
-			if (comm[i + j] != filter_name[j])
-				break;
-		if (j == len)
-			return true;
-	}
-	return false;
-}
-
 /* The inode number of current's mount namespace (/proc/PID/ns/mnt). */
 static __always_inline u64 current_mntns(void)
 {
@@ -383,6 +359,32 @@ static __always_inline void fill_task(struct task_head *h)
 }
 
 /*
+ * Is -n's NAME part of the task's comm? A loop, so it is not in
+ * should_trace(), which every entry program inlines: it runs once an event
+ * has its comm (in a syscall tool's one exit program, syscall.bpf.h, and at
+ * a timed pair's end, timed_head()). A NAME of 16 bytes or more is in no
+ * comm.
+ */
+static __always_inline bool name_wanted(const struct task_head *h)
+{
+	const char *comm = h->comm;
+	u32 i, j, len = filter_name_len;
+
+	if (!len)
+		return true;
+	for (i = 0; i < TASK_COMM_LEN; i++) {
+		if (!comm[i] || i + len >= TASK_COMM_LEN)
+			return false;
+		for (j = 0; j < len && j < TASK_COMM_LEN; j++)
+			if (comm[i + j] != filter_name[j])
+				break;
+		if (j == len)
+			return true;
+	}
+	return false;
+}
+
+/*
  * The head of a timed begin/end pair's event, at its end (drsnoop,
  * compactsnoop): current's task, the begin's time, and in *lat_ns the
  * pair's latency; false when the pair took less than min_ns or -n turns
@@ -398,7 +400,7 @@ static __always_inline bool timed_head(struct task_head *h, u64 *lat_ns, u64 beg
 	fill_task(h);
 	h->ts_ns = begin_ns;
 	*lat_ns = lat;
-	return name_wanted(h->comm);
+	return name_wanted(h);
 }
 
 /* This CPU's scratch event in heap (an SNOOP_SCRATCH of a struct whose first
