@@ -54,7 +54,8 @@ $(OUT)/bpf:
 
 man: $(MANS) ## generate man/man8/<tool>.8 from each tool's parser
 
-man/man8/%.8: tools/% man/include/%.man man/common.man scripts/mkman $(LIBSRC)
+# after the object: some help texts name what it holds (mountsnoop's calls)
+man/man8/%.8: tools/% man/include/%.man man/common.man scripts/mkman $(LIBSRC) $(OUT)/bpf/%.bpf.o
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p man/man8
 	$(Q)$(PYTHON) scripts/mkman $* > $@.tmp && mv $@.tmp $@

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * bindsnoop: one event per bind() of an IPv4 or IPv6 socket. Entry applies
- * the filters and finds the socket behind the descriptor (sockets of other
- * families, and descriptors that are no socket, stop there). Exit applies -E,
- * --failed and -P, reads what the bind made of the socket (protocol, local
- * address and port, bound device, the options that shaped the bind) and
- * copies the caller's sockaddr, which the kernel has just read and so is
- * resident.
+ * bindsnoop: one event per bind() of an IPv4 or IPv6 socket, a syscall tool
+ * (syscall.bpf.h) of one call. Entry finds the socket behind the descriptor
+ * (sockets of other families, and descriptors that are no socket, stop
+ * there). Exit (after the kit's -E, include_failed, and --failed) applies -P,
+ * reads what the bind made of the socket (protocol, local address and port,
+ * bound device, the options that shaped the bind) and copies the caller's
+ * sockaddr, which the kernel has just read and so is resident.
  */
 #include "sock.bpf.h"
+#include "syscall.bpf.h"
 
 #define SOCKADDR_LEN	28	/* sizeof(struct sockaddr_in6), the largest inet one */
 #define SA_BUF		32	/* room for it, a power of two */
 
-const volatile bool include_failed = false;	/* -E */
-const volatile bool failed_only = false;	/* --failed */
 const volatile bool filter_ports = false;	/* -P: consult port_filter */
+
+enum call { CALL_BIND };
+
+SNOOP_KEEP(enum sock_bind_opt);		/* for user space to letter opts */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -29,6 +32,7 @@ struct start {
 	u64 uaddr;		/* the caller's struct sockaddr */
 	s32 addrlen;
 	s32 fd;
+	enum call call;
 };
 
 struct event {
@@ -46,61 +50,49 @@ struct event {
 };
 
 SNOOP_STARTS(struct start);
-SNOOP_EVENT(struct event);
 
-SEC("tracepoint/syscalls/sys_enter_bind")
-int bind_enter(struct syscall_enter *ctx)
+SNOOP_SCRATCH(heap, struct event);
+
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	struct start s = { .uaddr = ctx->args[1], .addrlen = ctx->args[2], .fd = ctx->args[0] };
 	u16 family;
-	u32 tid;
 
-	if (!should_trace())
-		return 0;
-	s.sk = fd_sock((void *)bpf_get_current_task(), s.fd);
-	if (!s.sk)
-		return 0;
-	family = sock_family(s.sk);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
+	s->sk = fd_sock((void *)bpf_get_current_task(), s->fd);
+	if (!s->sk)
+		return false;
+	family = sock_family(s->sk);
+	return family == AF_INET || family == AF_INET6;
 }
 
-SEC("tracepoint/syscalls/sys_exit_bind")
-int bind_exit(struct syscall_exit *ctx)
-{
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event e = {};
-	u32 n;
+/* bind(fd, uaddr, addrlen) */
+SYSCALL_ENTER(bind, .call = CALL_BIND, .fd = ctx->args[0], .uaddr = ctx->args[1],
+	      .addrlen = ctx->args[2])
 
-	if (!s)
-		return 0;
-	if (ctx->ret < 0 ? !include_failed : failed_only)
-		goto out;
-	n = s->addrlen < 0 ? 0 : s->addrlen;
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
+{
+	u32 n = s->addrlen < 0 ? 0 : s->addrlen;
+
 	if (n > SOCKADDR_LEN)
 		n = SOCKADDR_LEN;
-	if (n && !bpf_probe_read_user(e.sa, BOUND(n, SA_BUF - 1), (void *)s->uaddr))
-		e.sa_len = n;
+	e->sa_len = 0;
+	if (n && !bpf_probe_read_user(e->sa, BOUND(n, SA_BUF - 1), (void *)s->uaddr))
+		e->sa_len = n;
+	e->port = 0;
 	if (!ctx->ret)
-		e.port = sock_local_port(s->sk);
-	else if (e.sa_len >= 4)		/* sin_port and sin6_port: bytes 2-3, big-endian */
-		e.port = e.sa[2] << 8 | e.sa[3];
-	if (filter_ports && !bpf_map_lookup_elem(&port_filter, &e.port))
-		goto out;
-	fill_task(&e.task);
-	e.ret = ctx->ret;
-	e.fd = s->fd;
-	e.family = sock_family(s->sk);
-	e.protocol = sock_protocol(s->sk);
-	e.bound_dev_if = sock_bound_dev_if(s->sk);
-	e.opts = sock_bind_opts(s->sk);
-	sock_local_addr(s->sk, e.family, e.addr);
-	emit(ctx, &e, sizeof(e));
-out:
-	start_done(tid, s);
-	return 0;
+		e->port = sock_local_port(s->sk);
+	else if (e->sa_len >= 4)	/* sin_port and sin6_port: bytes 2-3, big-endian */
+		e->port = e->sa[2] << 8 | e->sa[3];
+	if (filter_ports && !bpf_map_lookup_elem(&port_filter, &e->port))
+		return 0;
+	e->ret = ctx->ret;
+	e->fd = s->fd;
+	e->family = sock_family(s->sk);
+	e->protocol = sock_protocol(s->sk);
+	e->bound_dev_if = sock_bound_dev_if(s->sk);
+	e->opts = sock_bind_opts(s->sk);
+	__builtin_memset(e->addr, 0, sizeof(e->addr));
+	sock_local_addr(s->sk, e->family, e->addr);
+	return sizeof(*e);
 }
+
+SYSCALL_EXIT(bind)

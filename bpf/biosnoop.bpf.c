@@ -22,31 +22,35 @@ const volatile u64 min_ns = 0;			/* --min-ms */
 #define MINORBITS	20
 #define REQ_OP_MASK	0xff
 
-/* enum pattern: how an I/O's start relates to the previous one on its disk */
-#define PATTERN_UNKNOWN		0
-#define PATTERN_SEQUENTIAL	1
-#define PATTERN_RANDOM		2
+/* How an I/O's start relates to the previous one on its disk (-P) */
+enum pattern { PATTERN_UNKNOWN, PATTERN_SEQUENTIAL, PATTERN_RANDOM };
 
 /* Modifier bits, normalised: the kernel's __REQ_* numbers move between
  * versions, so they are looked up by name (CO-RE enum relocations). */
-#define MOD_PREFLUSH	1
-#define MOD_FUA		2
-#define MOD_RAHEAD	4
-#define MOD_SYNC	8
-#define MOD_META	16
+enum mod {
+	MOD_PREFLUSH = 1,
+	MOD_FUA = 2,
+	MOD_RAHEAD = 4,
+	MOD_SYNC = 8,
+	MOD_META = 16,
+};
+SNOOP_KEEP(enum mod);
+SNOOP_KEEP(enum req_op);	/* the kernel's REQ_OP_*, for user space to name op */
 
-/* enum by: the context a request is attributed to */
-#define BY_SUBMITTER	0	/* block_io_start */
-#define BY_INSERTER	1	/* block_rq_insert */
-#define BY_ISSUER	2	/* block_rq_issue */
+/* The context a request is attributed to */
+enum pid_from {
+	FROM_SUBMIT,	/* block_io_start */
+	FROM_INSERT,	/* block_rq_insert */
+	FROM_ISSUE,	/* block_rq_issue */
+};
 
 struct inflight {
 	struct task_head who;	/* who.ts_ns: when the OS took the request */
 	u64 issue_ns;		/* 0: not issued yet */
 	u64 sector;
 	u32 bytes;
-	u8 pattern;
-	u8 by;
+	enum pattern pattern;
+	enum pid_from pid_from;
 };
 
 struct event {
@@ -57,11 +61,11 @@ struct event {
 	u32 bytes;
 	u32 disk_dev;		/* the whole disk's dev_t */
 	u32 part_dev;		/* the partition's (the disk's for whole-disk I/O) */
-	u8 op;			/* REQ_OP_* */
-	u8 mods;		/* MOD_* */
+	enum pattern pattern;
+	enum pid_from pid_from;
+	u8 op;			/* enum req_op */
+	u8 mods;		/* enum mod */
 	u8 status;		/* blk_status_t */
-	u8 pattern;
-	u8 by;
 };
 
 SNOOP_EVENT(struct event);
@@ -110,12 +114,12 @@ static __always_inline bool disk_wanted(struct request *rq)
 }
 
 /* Attribute rq to current, started now; false if the filters refuse it. */
-static __always_inline bool claim(struct request *rq, struct inflight *r, u8 by)
+static __always_inline bool claim(struct request *rq, struct inflight *r, enum pid_from by)
 {
 	if (!should_trace() || !disk_wanted(rq))
 		return false;
 	fill_task(&r->who);
-	r->by = by;
+	r->pid_from = by;
 	return true;
 }
 
@@ -125,7 +129,7 @@ int BPF_PROG(io_start, struct request *rq)
 	u64 key = (u64)rq;
 	struct inflight r = {};
 
-	if (claim(rq, &r, BY_SUBMITTER))
+	if (claim(rq, &r, FROM_SUBMIT))
 		bpf_map_update_elem(&requests, &key, &r, BPF_ANY);
 	return 0;
 }
@@ -139,7 +143,7 @@ int BPF_PROG(rq_insert, struct request *rq)
 	u64 key = (u64)rq;
 	struct inflight r = {};
 
-	if (!bpf_map_lookup_elem(&requests, &key) && claim(rq, &r, BY_INSERTER))
+	if (!bpf_map_lookup_elem(&requests, &key) && claim(rq, &r, FROM_INSERT))
 		bpf_map_update_elem(&requests, &key, &r, BPF_ANY);
 	return 0;
 }
@@ -154,12 +158,12 @@ int BPF_PROG(rq_merge, struct request *rq)
 	return 0;
 }
 
-static __always_inline u8 classify(struct request *rq, u64 sector, u32 bytes)
+static __always_inline enum pattern classify(struct request *rq, u64 sector, u32 bytes)
 {
 	u32 dev = disk_dev(rq);
 	u64 end = sector + (bytes >> 9);
 	u64 *last = bpf_map_lookup_elem(&last_sector, &dev);
-	u8 p = PATTERN_UNKNOWN;
+	enum pattern p = PATTERN_UNKNOWN;
 
 	if (last) {
 		p = *last == sector ? PATTERN_SEQUENTIAL : PATTERN_RANDOM;
@@ -176,7 +180,7 @@ int BPF_PROG(rq_issue, struct request *rq)
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	u64 sector = BPF_CORE_READ(rq, __sector);
 	u32 bytes = BPF_CORE_READ(rq, __data_len);
-	u8 p = PATTERN_UNKNOWN;
+	enum pattern p = PATTERN_UNKNOWN;
 	struct inflight *r, fresh = {};
 
 	/* every I/O to the disk moves its position, traced or not */
@@ -195,7 +199,7 @@ int BPF_PROG(rq_issue, struct request *rq)
 		 */
 		if (io_start_traced && task_filtered())
 			return 0;
-		if (!claim(rq, &fresh, BY_ISSUER))
+		if (!claim(rq, &fresh, FROM_ISSUE))
 			return 0;
 		fresh.who.ts_ns = now;	/* queue time unknown: 0 */
 		r = &fresh;
@@ -250,7 +254,7 @@ int BPF_PROG(rq_complete, struct request *rq, blk_status_t error, unsigned int n
 	e.lat_ns = now - r->issue_ns;
 	e.queue_ns = r->issue_ns - r->who.ts_ns;
 	e.pattern = r->pattern;
-	e.by = r->by;
+	e.pid_from = r->pid_from;
 	e.disk_dev = disk_dev(rq);
 	e.part_dev = part_dev(rq);
 	opf = BPF_CORE_READ(rq, cmd_flags);

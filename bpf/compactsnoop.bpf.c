@@ -63,7 +63,7 @@ struct event {
 	s32 order;
 	s32 kstatus;		/* the kernel's own value, for an unknown status */
 	s32 stack_id;		/* -K: in stacks; < 0: not taken (-errno) */
-	u8 status;		/* enum status */
+	enum status status;	/* user space: "complete", ... ("unknown": see kstatus) */
 	u8 sync;
 	char zone[ZONE_NAME_LEN];
 	struct zone_state state;
@@ -166,30 +166,20 @@ SEC("raw_tp/mm_compaction_end")
 int BPF_PROG(compaction_end, struct compact_control *cc, unsigned long zone_start,
 	     unsigned long zone_end, bool sync, int status)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event e;
-	u64 lat_ns;
+	struct event e = {};
+	struct start s;
 
-	if (!s)
+	if (!start_take((u32)bpf_get_current_pid_tgid(), &s) ||
+	    !timed_head(&e.task, &e.lat_ns, s.ts_ns, min_ns))
 		return 0;
-	lat_ns = bpf_ktime_get_ns() - s->ts_ns;
-	if (lat_ns < min_ns)
-		goto out;
-	__builtin_memset(&e, 0, sizeof(e));
-	fill_task(&e.task);
-	e.task.ts_ns = s->ts_ns;
-	e.lat_ns = lat_ns;
-	e.node = s->node;
-	e.order = s->order;
+	e.node = s.node;
+	e.order = s.order;
 	e.kstatus = status;
 	e.status = our_status(status);
-	e.sync = s->sync;
-	__builtin_memcpy(e.zone, s->zone, sizeof(e.zone));
-	e.state = s->state;
+	e.sync = s.sync;
+	__builtin_memcpy(e.zone, s.zone, sizeof(e.zone));
+	e.state = s.state;
 	e.stack_id = kernel_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
 	emit(ctx, &e, sizeof(e));
-out:
-	start_done(tid, s);
 	return 0;
 }

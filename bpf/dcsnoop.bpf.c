@@ -17,7 +17,7 @@ enum lookup_type { LOOKUP_MISS, LOOKUP_REFERENCE };
 
 struct event {
 	struct task_head task;
-	u32 type;		/* enum lookup_type */
+	enum lookup_type type;	/* user space: M for a miss, R for a reference */
 	u32 name_len;		/* bytes of name[] with its NUL */
 	char name[NAME_LEN];	/* this component and the rest of the path */
 };
@@ -92,13 +92,9 @@ int BPF_KPROBE(kprobe_d_lookup, const struct dentry *parent, const struct qstr *
 SEC("kretprobe/d_lookup")
 int BPF_KRETPROBE(kretprobe_d_lookup, struct dentry *ret)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	const unsigned char **s = saved_start(tid);
+	const unsigned char *name;
 
-	if (!s)
-		return 0;
-	if (!ret)
-		report(ctx, LOOKUP_MISS, *s);
-	start_done(tid, s);
+	if (start_take((u32)bpf_get_current_pid_tgid(), &name) && !ret)
+		report(ctx, LOOKUP_MISS, name);
 	return 0;
 }

@@ -20,7 +20,7 @@ struct start {
 	u64 ts_ns;
 	u64 gfp_flags;
 	s32 order;
-	u32 kind;		/* enum reclaim_kind */
+	enum reclaim_kind kind;
 };
 
 struct event {
@@ -29,7 +29,7 @@ struct event {
 	u64 nr_reclaimed;
 	u64 gfp_flags;
 	s32 order;
-	u32 kind;
+	enum reclaim_kind kind;	/* user space: "direct" or "memcg" */
 };
 
 SNOOP_STARTS(struct start);
@@ -68,26 +68,16 @@ int memcg_begin(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *
 SEC("tracepoint/vmscan/mm_vmscan_direct_reclaim_end")
 int reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event e;
-	u64 lat_ns;
+	struct event e = {};
+	struct start s;
 
-	if (!s)
+	if (!start_take((u32)bpf_get_current_pid_tgid(), &s) ||
+	    !timed_head(&e.task, &e.lat_ns, s.ts_ns, min_ns))
 		return 0;
-	lat_ns = bpf_ktime_get_ns() - s->ts_ns;
-	if (lat_ns < min_ns)
-		goto out;
-	__builtin_memset(&e, 0, sizeof(e));
-	fill_task(&e.task);
-	e.task.ts_ns = s->ts_ns;
-	e.lat_ns = lat_ns;
 	e.nr_reclaimed = ctx->nr_reclaimed;
-	e.gfp_flags = s->gfp_flags;
-	e.order = s->order;
-	e.kind = s->kind;
+	e.gfp_flags = s.gfp_flags;
+	e.order = s.order;
+	e.kind = s.kind;
 	emit(ctx, &e, sizeof(e));
-out:
-	start_done(tid, s);
 	return 0;
 }

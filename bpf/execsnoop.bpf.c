@@ -5,23 +5,27 @@
  * A successful exec is reported from sched_process_exec, where the new
  * image's argument area has just been written by the kernel and is resident,
  * so arguments are read in full. A failed exec (-x) is reported at syscall
- * exit, where the kernel has already touched the caller's argv pages.
+ * exit, where the kernel has already touched the caller's argv pages: a
+ * syscall tool (syscall.bpf.h) whose exit reports failures only (user space
+ * sets failed_only, and include_failed with -x).
  */
-#include "snoop.bpf.h"
+#include "syscall.bpf.h"
 
 #define FNAME_LEN	4096	/* the filename, with its NUL */
 #define ARGS_LEN	16384	/* the argument strings, a power of two */
 #define ARG_LEN		1024	/* one argv string read from the caller (failed exec) */
 #define ARGV_MAX	128	/* argv entries read from the caller (failed exec) */
 
-const volatile bool include_failed = false;
 const volatile u32 filter_ppid = SNOOP_UNSET;
 const volatile u32 max_args = 20;
+
+enum call { CALL_EXECVE, CALL_EXECVEAT };
 
 enum exec_flag {
 	EXEC_TRUNCATED = 1,	/* more arguments or bytes than were captured */
 	EXEC_INTERP = 2,	/* the kernel rewrote argv for a #! interpreter */
 };
+SNOOP_KEEP(enum exec_flag);
 
 struct event {
 	struct task_head task;
@@ -38,82 +42,61 @@ struct event {
 struct start {
 	const char *filename;
 	const char *const *argv;
+	enum call call;
 };
 
 SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 
-static __always_inline int enter(const char *filename, const char *const *argv)
-{
-	struct start s = { .filename = filename, .argv = argv };
-	u32 tid;
-
-	if (!should_trace())
-		return 0;
-	if (filter_ppid != SNOOP_UNSET) {
-		struct task_struct *task = (void *)bpf_get_current_task();
-
-		if (BPF_CORE_READ(task, real_parent, tgid) != filter_ppid)
-			return 0;
-	}
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_execve")
-int execve_enter(struct syscall_enter *ctx)
-{
-	return enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int execveat_enter(struct syscall_enter *ctx)
-{
-	return enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
-}
-
-static __always_inline struct event *new_event(s32 ret, u32 tid)
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
-	struct event *e = task_event(&heap);
 
-	if (!e)
-		return NULL;
-	e->task.tid = tid;
+	return filter_ppid == SNOOP_UNSET || BPF_CORE_READ(task, real_parent, tgid) == filter_ppid;
+}
+
+/* execve(filename, argv, envp), execveat(dfd, filename, argv, envp, flags) */
+SYSCALL_ENTER(execve, .call = CALL_EXECVE, .filename = (const char *)ctx->args[0],
+	      .argv = (const char *const *)ctx->args[1])
+SYSCALL_ENTER(execveat, .call = CALL_EXECVEAT, .filename = (const char *)ctx->args[1],
+	      .argv = (const char *const *)ctx->args[2])
+
+/* The fields of an exec's event besides the task's and its arguments. */
+static __always_inline void fill_exec(struct event *e, s32 ret)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+
 	e->ret = ret;
 	e->cpu = bpf_get_smp_processor_id();
 	e->flags = 0;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&e->pcomm, task, real_parent, comm);
-	return e;
 }
 
-static __always_inline void send(void *ctx, struct event *e)
+static __always_inline u64 event_size(struct event *e)
 {
 	u64 size = offsetof(struct event, args) + e->fname_len + e->args_len;
 
-	if (size > sizeof(*e))
-		size = sizeof(*e);
-	emit(ctx, e, size);
+	return size < sizeof(*e) ? size : sizeof(*e);
 }
 
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(exec_done, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct start *s = saved_start(old_pid);
 	const char *filename;
 	struct event *e;
+	struct start s;
 	u64 start, len;
 	long n;
 
-	if (!s)
+	if (!start_take(old_pid, &s))
 		return 0;
-	start_done(old_pid, s);
-	e = new_event(0, old_pid);
+	e = task_event(&heap);
 	if (!e)
 		return 0;
+	e->task.tid = old_pid;
+	fill_exec(e, 0);
 
 	filename = BPF_CORE_READ(bprm, filename);
 	if (BPF_CORE_READ(bprm, interp) != filename)
@@ -134,28 +117,18 @@ int BPF_PROG(exec_done, struct task_struct *p, pid_t old_pid, struct linux_binpr
 		e->args_len = 0;
 	if (len == ARGS_LEN)
 		e->flags |= EXEC_TRUNCATED;
-	send(ctx, e);
+	emit(ctx, e, event_size(e));
 	return 0;
 }
 
-static __always_inline int leave(struct syscall_exit *ctx)
+/* A failed exec, at its exit: its arguments from the caller's memory. */
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	const char *const *argv;
-	struct event *e;
+	const char *const *argv = s->argv;
 	u32 off = 0;
 	long n;
 
-	if (!s)
-		return 0;
-	argv = s->argv;
-	n = ctx->ret;
-	if (!include_failed || n >= 0)
-		goto out;
-	e = new_event(n, tid);
-	if (!e)
-		goto out;
+	fill_exec(e, ctx->ret);
 	n = bpf_probe_read_user_str(e->args, FNAME_LEN - 1, s->filename);
 	e->fname_len = n > 0 ? n : 0;
 	for (u32 i = 0; i < ARGV_MAX; i++) {
@@ -182,20 +155,7 @@ static __always_inline int leave(struct syscall_exit *ctx)
 	if (off)
 		bpf_probe_read_kernel(&e->args[BOUND(e->fname_len, FNAME_LEN - 1)],
 				      off & (ARGS_LEN - 1), &e->args[FNAME_LEN]);
-	send(ctx, e);
-out:
-	start_done(tid, s);
-	return 0;
+	return event_size(e);
 }
 
-SEC("tracepoint/syscalls/sys_exit_execve")
-int execve_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_execveat")
-int execveat_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
+SYSCALL_EXIT(execve)

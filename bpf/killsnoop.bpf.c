@@ -1,34 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * killsnoop: one event per kill(), tkill(), tgkill(), pidfd_send_signal(),
- * rt_sigqueueinfo() or rt_tgsigqueueinfo(). Entry applies the filters (sender,
- * signal, target) and remembers the call by thread; a pidfd is resolved to its
- * pid there. signal:signal_generate, which fires inside the call in the
- * sender's context, names the target task (tcomm). Exit applies -x and sends
- * the event.
+ * rt_sigqueueinfo() or rt_tgsigqueueinfo(), a syscall tool (syscall.bpf.h).
+ * Entry applies the filters (sender, signal, target) and remembers the call;
+ * a pidfd is resolved to its pid there. signal:signal_generate, which fires
+ * inside the call in the sender's context, names the target task (tcomm).
+ * Exit sends the event.
  */
 #include "fs.bpf.h"
+#include "syscall.bpf.h"
 
-#define SIG_MAX		64
 #define PID_FS_MAGIC	0x50494446	/* pidfs, where pidfds live since 6.9 */
 
-const volatile bool failed_only = false;		/* -x */
+SNOOP_KEEP(enum { SIG_MAX = 64 });			/* the highest signal number */
+
 const volatile u32 filter_tpid = SNOOP_UNSET;		/* -T */
 const volatile bool filter_sigs = false;		/* -s: consult sig_mask */
-const volatile u64 sig_mask[2] = {};			/* bit n: signal n, 0..64 */
+const volatile u64 sig_mask[2] = {};			/* bit n: signal n, 0..SIG_MAX */
 
-enum kill_call { CALL_KILL, CALL_TKILL, CALL_TGKILL, CALL_PIDFD, CALL_SIGQUEUE, CALL_TGSIGQUEUE };
+enum call {
+	CALL_KILL, CALL_TKILL, CALL_TGKILL, CALL_PIDFD_SEND_SIGNAL, CALL_RT_SIGQUEUEINFO,
+	CALL_RT_TGSIGQUEUEINFO,
+};
 
 enum kill_flag {
 	KILL_PIDFD_RESOLVED = 1,	/* tpid was read from the pidfd's struct pid */
 };
+SNOOP_KEEP(enum kill_flag);
 
 struct start {
 	s32 tpid;		/* pid or tid as passed; for a pidfd, the pid behind it */
 	s32 tgid;		/* tgkill, rt_tgsigqueueinfo: the thread group; else 0 */
 	s32 fd;			/* pidfd_send_signal: the pidfd; else -1 */
 	u32 sig;
-	u32 call;		/* enum kill_call */
+	enum call call;
 	u32 flags;		/* enum kill_flag */
 	char tcomm[TASK_COMM_LEN];
 };
@@ -36,18 +41,12 @@ struct start {
 struct event {
 	struct task_head task;
 	s32 ret;
-	s32 tpid;
-	s32 tgid;
-	s32 fd;
-	u32 sig;
-	u32 call;
-	u32 flags;
-	char tcomm[TASK_COMM_LEN];
+	struct start call;	/* the call, as its entry saw it */
 };
 
 SNOOP_STARTS(struct start);
 
-SNOOP_SCRATCH(heap, struct event);	/* also puts struct event in the object's BTF */
+SNOOP_SCRATCH(heap, struct event);
 
 static __always_inline bool sig_wanted(u32 sig)
 {
@@ -56,73 +55,6 @@ static __always_inline bool sig_wanted(u32 sig)
 	if (sig > SIG_MAX)
 		return false;
 	return sig_mask[BOUND(sig >> 6, 1)] & (1ULL << (sig & 63));
-}
-
-static __always_inline int enter(struct start *s)
-{
-	u32 tid;
-
-	if (!sig_wanted(s->sig))
-		return 0;
-	if (filter_tpid != SNOOP_UNSET && (u32)s->tpid != filter_tpid &&
-	    (u32)s->tgid != filter_tpid)
-		return 0;
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, s);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_kill")
-int kill_enter(struct syscall_enter *ctx)
-{
-	struct start s = { .tpid = ctx->args[0], .fd = -1, .sig = ctx->args[1], .call = CALL_KILL };
-
-	if (!should_trace())
-		return 0;
-	return enter(&s);
-}
-
-SEC("tracepoint/syscalls/sys_enter_tkill")
-int tkill_enter(struct syscall_enter *ctx)
-{
-	struct start s = { .tpid = ctx->args[0], .fd = -1, .sig = ctx->args[1], .call = CALL_TKILL };
-
-	if (!should_trace())
-		return 0;
-	return enter(&s);
-}
-
-SEC("tracepoint/syscalls/sys_enter_tgkill")
-int tgkill_enter(struct syscall_enter *ctx)
-{
-	struct start s = { .tgid = ctx->args[0], .tpid = ctx->args[1], .fd = -1,
-			   .sig = ctx->args[2], .call = CALL_TGKILL };
-
-	if (!should_trace())
-		return 0;
-	return enter(&s);
-}
-
-SEC("tracepoint/syscalls/sys_enter_rt_sigqueueinfo")
-int sigqueue_enter(struct syscall_enter *ctx)
-{
-	struct start s = { .tpid = ctx->args[0], .fd = -1, .sig = ctx->args[1],
-			   .call = CALL_SIGQUEUE };
-
-	if (!should_trace())
-		return 0;
-	return enter(&s);
-}
-
-SEC("tracepoint/syscalls/sys_enter_rt_tgsigqueueinfo")
-int tgsigqueue_enter(struct syscall_enter *ctx)
-{
-	struct start s = { .tgid = ctx->args[0], .tpid = ctx->args[1], .fd = -1,
-			   .sig = ctx->args[2], .call = CALL_TGSIGQUEUE };
-
-	if (!should_trace())
-		return 0;
-	return enter(&s);
 }
 
 /* The task a struct pid names (first of its PIDTYPE_PID list), or NULL. */
@@ -152,26 +84,40 @@ static __always_inline struct pid *pidfd_pid(struct file *f)
  * that is not a pidfd may yield garbage here; the call then fails with
  * EBADF and user space shows the target as unknown.
  */
-SEC("tracepoint/syscalls/sys_enter_pidfd_send_signal")
-int pidfd_enter(struct syscall_enter *ctx)
+static __always_inline void resolve_pidfd(struct start *s)
 {
-	struct start s = { .fd = ctx->args[0], .sig = ctx->args[1], .call = CALL_PIDFD };
+	struct file *f = fd_file((void *)bpf_get_current_task(), s->fd);
+	struct pid *p = f ? pidfd_pid(f) : NULL;
 	struct task_struct *task;
-	struct file *f;
-	struct pid *p;
 
-	if (!should_trace())
-		return 0;
-	f = fd_file((void *)bpf_get_current_task(), s.fd);
-	p = f ? pidfd_pid(f) : NULL;
-	if (p && !bpf_probe_read_kernel(&s.tpid, sizeof(s.tpid), &p->numbers[0].nr)) {
-		s.flags |= KILL_PIDFD_RESOLVED;
+	if (p && !bpf_probe_read_kernel(&s->tpid, sizeof(s->tpid), &p->numbers[0].nr)) {
+		s->flags |= KILL_PIDFD_RESOLVED;
 		task = pid_task_of(p);
 		if (task)
-			bpf_probe_read_kernel_str(s.tcomm, sizeof(s.tcomm), &task->comm);
+			bpf_probe_read_kernel_str(s->tcomm, sizeof(s->tcomm), &task->comm);
 	}
-	return enter(&s);
 }
+
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
+{
+	if (!sig_wanted(s->sig))
+		return false;
+	if (s->call == CALL_PIDFD_SEND_SIGNAL)
+		resolve_pidfd(s);
+	return filter_tpid == SNOOP_UNSET || (u32)s->tpid == filter_tpid ||
+	       (u32)s->tgid == filter_tpid;
+}
+
+SYSCALL_ENTER(kill, .call = CALL_KILL, .tpid = ctx->args[0], .fd = -1, .sig = ctx->args[1])
+SYSCALL_ENTER(tkill, .call = CALL_TKILL, .tpid = ctx->args[0], .fd = -1, .sig = ctx->args[1])
+SYSCALL_ENTER(tgkill, .call = CALL_TGKILL, .tgid = ctx->args[0], .tpid = ctx->args[1],
+	      .fd = -1, .sig = ctx->args[2])
+SYSCALL_ENTER(pidfd_send_signal, .call = CALL_PIDFD_SEND_SIGNAL, .fd = ctx->args[0],
+	      .sig = ctx->args[1])
+SYSCALL_ENTER(rt_sigqueueinfo, .call = CALL_RT_SIGQUEUEINFO, .tpid = ctx->args[0], .fd = -1,
+	      .sig = ctx->args[1])
+SYSCALL_ENTER(rt_tgsigqueueinfo, .call = CALL_RT_TGSIGQUEUEINFO, .tgid = ctx->args[0],
+	      .tpid = ctx->args[1], .fd = -1, .sig = ctx->args[2])
 
 /* The target of a call in flight, as the kernel generates the signal. */
 SEC("tracepoint/signal/signal_generate")
@@ -186,65 +132,11 @@ int signal_generate(struct trace_event_raw_signal_generate *ctx)
 	return 0;
 }
 
-static __always_inline int leave(struct syscall_exit *ctx)
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event *e;
-
-	if (!s)
-		return 0;
-	if (failed_only && ctx->ret >= 0)
-		goto out;
-	e = task_event(&heap);
-	if (!e)
-		goto out;
 	e->ret = ctx->ret;
-	e->tpid = s->tpid;
-	e->tgid = s->tgid;
-	e->fd = s->fd;
-	e->sig = s->sig;
-	e->call = s->call;
-	e->flags = s->flags;
-	__builtin_memcpy(e->tcomm, s->tcomm, sizeof(e->tcomm));
-	emit(ctx, e, sizeof(*e));
-out:
-	start_done(tid, s);
-	return 0;
+	e->call = *s;
+	return sizeof(*e);
 }
 
-SEC("tracepoint/syscalls/sys_exit_kill")
-int kill_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_tkill")
-int tkill_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_tgkill")
-int tgkill_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_pidfd_send_signal")
-int pidfd_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_rt_sigqueueinfo")
-int sigqueue_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
-
-SEC("tracepoint/syscalls/sys_exit_rt_tgsigqueueinfo")
-int tgsigqueue_exit(struct syscall_exit *ctx)
-{
-	return leave(ctx);
-}
+SYSCALL_EXIT(kill)

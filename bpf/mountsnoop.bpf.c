@@ -2,23 +2,21 @@
 /*
  * mountsnoop: one event per mount(), umount2() or call of the new mount API
  * (fsopen, fsconfig, fsmount, move_mount, fspick, open_tree, open_tree_attr,
- * mount_setattr). Entry applies the filters and remembers the call, its raw
- * arguments, which of them are strings, and the caller's mount namespace.
- * Exit reads the strings (and struct mount_attr) from the caller's memory,
- * which the kernel has just copied in, so the pages are resident, and sends
- * one event with the result. User space names and decodes everything.
+ * mount_setattr), a syscall tool (syscall.bpf.h). Entry remembers the call,
+ * its raw arguments, which of them are strings, and the caller's mount
+ * namespace. Exit reads the strings (and struct mount_attr) from the caller's
+ * memory, which the kernel has just copied in, so the pages are resident, and
+ * sends one event with the result. User space names and decodes everything.
  */
-#include "snoop.bpf.h"
+#include "syscall.bpf.h"
 
 #define NARGS		5
 #define STR_MAX		4096	/* one string with its NUL: PATH_MAX, and a page of mount data */
 #define STR_BUF		16384	/* the strings of one call: mount() has four */
 
-const volatile bool failed_only = false;	/* -x */
-const volatile u32 calls_mask = 0;		/* --call: bit 1 << enum mount_call; 0: all */
 const volatile bool filter_mntns = false;	/* --mntns: consult mntns_filter */
 
-enum mount_call {
+enum call {
 	CALL_MOUNT, CALL_UMOUNT, CALL_FSOPEN, CALL_FSCONFIG, CALL_FSMOUNT, CALL_MOVE_MOUNT,
 	CALL_FSPICK, CALL_OPEN_TREE, CALL_OPEN_TREE_ATTR, CALL_MOUNT_SETATTR,
 };
@@ -27,11 +25,13 @@ enum event_flag {
 	ATTR_READ = 1,		/* attr[] holds the call's struct mount_attr */
 	TRUNCATED = 1 << 8,	/* << i: argument i was cut at STR_MAX bytes */
 };
+SNOOP_KEEP(enum event_flag);
+SNOOP_KEEP(enum fsconfig_command);	/* for user space to name fsconfig's cmd */
 
 struct start {
 	u64 ts_ns;
-	u64 args[NARGS];
-	u32 call;		/* enum mount_call */
+	u64 args[NARGS];	/* as many as the call has; the others 0 */
+	enum call call;
 	u32 mnt_ns;
 	u8 strs;		/* bit i: argument i is a string to read at exit */
 	u8 blobs;		/* bit i: argument i points to args[4] bytes (fsconfig binary value) */
@@ -43,7 +43,7 @@ struct event {
 	s64 ret;
 	u64 args[NARGS];	/* as the registers held them; unused ones 0 */
 	u64 attr[4];		/* struct mount_attr: attr_set, attr_clr, propagation, userns_fd */
-	u32 call;		/* enum mount_call */
+	enum call call;
 	u32 mnt_ns;		/* the caller's mount namespace inode number */
 	u32 ppid;
 	u32 flags;		/* enum event_flag */
@@ -65,113 +65,52 @@ SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 
-/* nargs: the call's argument count. A program may not read past the end of
- * its tracepoint's record: attaching it would fail with EACCES. */
-static __always_inline int enter(struct syscall_enter *ctx, u32 call, u32 nargs, u8 strs,
-				 u8 blobs)
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	struct task_struct *task;
-	struct start s = {};
-	u32 tid;
+	struct task_struct *task = (void *)bpf_get_current_task();
 
-	if (!should_trace())
-		return 0;
-	if (calls_mask && !(calls_mask & (1U << call)))
-		return 0;
-	task = (void *)bpf_get_current_task();
-	s.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	if (filter_mntns && !bpf_map_lookup_elem(&mntns_filter, &s.mnt_ns))
-		return 0;
-	s.ts_ns = bpf_ktime_get_ns();
-	s.call = call;
-	s.strs = strs;
-	s.blobs = blobs;
-	for (int i = 0; i < NARGS; i++)
-		if (i < nargs)
-			s.args[i] = ctx->args[i];
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
+	s->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	if (filter_mntns && !bpf_map_lookup_elem(&mntns_filter, &s->mnt_ns))
+		return false;
+	s->ts_ns = bpf_ktime_get_ns();
+	return true;
 }
 
 #define ARG(i)	(1 << (i))
 
-/* mount(source, target, fstype, flags, data) */
-SEC("tracepoint/syscalls/sys_enter_mount")
-int mount_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_MOUNT, 5, ARG(0) | ARG(1) | ARG(2) | ARG(4), 0);
-}
-
-/* umount2(target, flags): its tracepoint is named umount */
-SEC("tracepoint/syscalls/sys_enter_umount")
-int umount_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_UMOUNT, 2, ARG(0), 0);
-}
-
-/* fsopen(fs_name, flags) */
-SEC("tracepoint/syscalls/sys_enter_fsopen")
-int fsopen_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_FSOPEN, 2, ARG(0), 0);
-}
-
 /* fsconfig(fd, cmd, key, value, aux): what value points to depends on cmd */
-SEC("tracepoint/syscalls/sys_enter_fsconfig")
-int fsconfig_enter(struct syscall_enter *ctx)
+static __always_inline u8 fsconfig_strs(u32 cmd)
 {
-	u32 cmd = ctx->args[1];
-
-	if (cmd == FSCONFIG_SET_STRING || cmd == FSCONFIG_SET_PATH ||
-	    cmd == FSCONFIG_SET_PATH_EMPTY)
-		return enter(ctx, CALL_FSCONFIG, 5, ARG(2) | ARG(3), 0);
-	if (cmd == FSCONFIG_SET_BINARY)
-		return enter(ctx, CALL_FSCONFIG, 5, ARG(2), ARG(3));
-	return enter(ctx, CALL_FSCONFIG, 5, ARG(2), 0);
+	if (cmd == FSCONFIG_SET_STRING || cmd == FSCONFIG_SET_PATH || cmd == FSCONFIG_SET_PATH_EMPTY)
+		return ARG(2) | ARG(3);
+	return ARG(2);
 }
 
+/* mount(source, target, fstype, flags, data) */
+SYSCALL_ENTER(mount, .call = CALL_MOUNT, .args = SYSCALL_ARGS(5),
+	      .strs = ARG(0) | ARG(1) | ARG(2) | ARG(4))
+/* umount2(target, flags): its tracepoint is named umount */
+SYSCALL_ENTER(umount, .call = CALL_UMOUNT, .args = SYSCALL_ARGS(2), .strs = ARG(0))
+/* fsopen(fs_name, flags) */
+SYSCALL_ENTER(fsopen, .call = CALL_FSOPEN, .args = SYSCALL_ARGS(2), .strs = ARG(0))
+SYSCALL_ENTER(fsconfig, .call = CALL_FSCONFIG, .args = SYSCALL_ARGS(5),
+	      .strs = fsconfig_strs(ctx->args[1]),
+	      .blobs = ctx->args[1] == FSCONFIG_SET_BINARY ? ARG(3) : 0)
 /* fsmount(fs_fd, flags, attr_flags) */
-SEC("tracepoint/syscalls/sys_enter_fsmount")
-int fsmount_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_FSMOUNT, 3, 0, 0);
-}
-
+SYSCALL_ENTER(fsmount, .call = CALL_FSMOUNT, .args = SYSCALL_ARGS(3))
 /* move_mount(from_dfd, from_path, to_dfd, to_path, flags) */
-SEC("tracepoint/syscalls/sys_enter_move_mount")
-int move_mount_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_MOVE_MOUNT, 5, ARG(1) | ARG(3), 0);
-}
-
+SYSCALL_ENTER(move_mount, .call = CALL_MOVE_MOUNT, .args = SYSCALL_ARGS(5),
+	      .strs = ARG(1) | ARG(3))
 /* fspick(dfd, path, flags) */
-SEC("tracepoint/syscalls/sys_enter_fspick")
-int fspick_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_FSPICK, 3, ARG(1), 0);
-}
-
+SYSCALL_ENTER(fspick, .call = CALL_FSPICK, .args = SYSCALL_ARGS(3), .strs = ARG(1))
 /* open_tree(dfd, path, flags) */
-SEC("tracepoint/syscalls/sys_enter_open_tree")
-int open_tree_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_OPEN_TREE, 3, ARG(1), 0);
-}
-
+SYSCALL_ENTER(open_tree, .call = CALL_OPEN_TREE, .args = SYSCALL_ARGS(3), .strs = ARG(1))
 /* open_tree_attr(dfd, path, flags, attr, size): 6.15 and later */
-SEC("tracepoint/syscalls/sys_enter_open_tree_attr")
-int open_tree_attr_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_OPEN_TREE_ATTR, 5, ARG(1), 0);
-}
-
+SYSCALL_ENTER(open_tree_attr, .call = CALL_OPEN_TREE_ATTR, .args = SYSCALL_ARGS(5),
+	      .strs = ARG(1))
 /* mount_setattr(dfd, path, flags, attr, size) */
-SEC("tracepoint/syscalls/sys_enter_mount_setattr")
-int mount_setattr_enter(struct syscall_enter *ctx)
-{
-	return enter(ctx, CALL_MOUNT_SETATTR, 5, ARG(1), 0);
-}
+SYSCALL_ENTER(mount_setattr, .call = CALL_MOUNT_SETATTR, .args = SYSCALL_ARGS(5),
+	      .strs = ARG(1))
 
 /* Copy the string and blob arguments into e->str, one after the other;
  * return the bytes used. */
@@ -214,27 +153,11 @@ static __always_inline u32 read_strings(struct event *e, struct start *s)
 	return off;
 }
 
-/*
- * Every call's exit: one program, verified once, which the driver also
- * attaches to the other calls' sys_exit tracepoints (their contexts are the
- * same). The call is known from the entry.
- */
-SEC("tracepoint/syscalls/sys_exit_mount")
-int mount_exit(struct syscall_exit *ctx)
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
 	struct task_struct *task;
-	struct event *e;
 	u64 size;
 
-	if (!s)
-		return 0;
-	if (failed_only && ctx->ret >= 0)
-		goto out;
-	e = task_event(&heap);
-	if (!e)
-		goto out;
 	e->task.ts_ns = s->ts_ns;
 	e->lat_ns = bpf_ktime_get_ns() - s->ts_ns;
 	e->ret = ctx->ret;
@@ -255,10 +178,7 @@ int mount_exit(struct syscall_exit *ctx)
 		e->flags |= ATTR_READ;
 
 	size = offsetof(struct event, str) + read_strings(e, s);
-	if (size > sizeof(*e))
-		size = sizeof(*e);
-	emit(ctx, e, size);
-out:
-	start_done(tid, s);
-	return 0;
+	return size < sizeof(*e) ? size : sizeof(*e);
 }
+
+SYSCALL_EXIT(mount)

@@ -2,9 +2,9 @@
 /*
  * sofdsnoop: one event per message that passes file descriptors over a Unix
  * socket (SCM_RIGHTS), sent by sendmsg()/sendmmsg() or received by
- * recvmsg()/recvmmsg(). Entry applies the filters, keeps only calls on Unix
- * sockets, and remembers the socket and the user message header(s) by
- * thread. Exit reads the control messages from user memory: for a send, the
+ * recvmsg()/recvmmsg(), a syscall tool (syscall.bpf.h). Entry keeps only
+ * calls on Unix sockets, and remembers the socket and the user message
+ * header(s). Exit reads the control messages from user memory: for a send, the
  * buffer the kernel has just copied (the fds are the sender's); for a
  * receive, the buffer the kernel has just filled with the fds it installed
  * in the receiver. Each fd is resolved to its file there, in the calling
@@ -12,6 +12,7 @@
  */
 #include "path.bpf.h"
 #include "sock.bpf.h"
+#include "syscall.bpf.h"
 
 #define MAX_FDS		16	/* fds collected per message; more: FD_TRUNCATED */
 #define MAX_CMSGS	8	/* control messages walked per message */
@@ -24,19 +25,20 @@
 #define MSG_CTRUNC	8
 #define CMSG_ALIGN(len)	(((len) + sizeof(long) - 1) & ~(sizeof(long) - 1))
 
-enum fd_call { CALL_SENDMSG, CALL_RECVMSG, CALL_SENDMMSG, CALL_RECVMMSG };
+enum call { CALL_SENDMSG, CALL_RECVMSG, CALL_SENDMMSG, CALL_RECVMMSG };
 
 enum fd_flag {
 	FD_TRUNCATED = 1,	/* more fds or control messages than collected */
 	FD_CTRUNC = 2,		/* receive: MSG_CTRUNC, the kernel dropped some */
 };
+SNOOP_KEEP(enum fd_flag);
 
 struct start {
 	u64 msg;		/* struct user_msghdr * or struct mmsghdr * */
 	u64 sock_ino;
 	s32 sock_fd;
 	u32 vlen;		/* messages at msg: 1, or the mmsg vector's length */
-	u32 call;		/* enum fd_call */
+	enum call call;
 };
 
 /*
@@ -50,7 +52,7 @@ struct event {
 	s64 ret;
 	u64 sock_ino;		/* inode of the socket */
 	s32 sock_fd;
-	u32 call;		/* enum fd_call */
+	enum call call;
 	u32 index;		/* the message's place in an mmsg vector */
 	u32 nfds;		/* fds collected in fds[] */
 	u32 flags;		/* enum fd_flag */
@@ -71,59 +73,36 @@ SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 
-static __always_inline int enter(u32 call, s32 sock_fd, u64 msg, u32 vlen)
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	struct start s = { .msg = msg, .sock_fd = sock_fd, .vlen = vlen, .call = call };
 	struct file *f;
 	struct socket *sock;
 	struct user_msghdr h;
-	u32 tid;
 
-	if (!should_trace())
-		return 0;
 	/* A send with no control buffer cannot pass fds: most sendmsg() calls.
 	 * (If the header cannot be read yet, exit will know.) A receive without
 	 * one is kept: fds sent to it are dropped, which it reports. */
-	if (call == CALL_SENDMSG && !bpf_probe_read_user(&h, sizeof(h), (void *)msg) &&
+	if (s->call == CALL_SENDMSG && !bpf_probe_read_user(&h, sizeof(h), (void *)s->msg) &&
 	    h.msg_controllen < sizeof(struct cmsghdr))
-		return 0;
-	f = fd_file((void *)bpf_get_current_task(), sock_fd);
+		return false;
+	f = fd_file((void *)bpf_get_current_task(), s->sock_fd);
 	sock = file_socket(f);
 	if (!sock || sock_family(BPF_CORE_READ(sock, sk)) != AF_UNIX)
-		return 0;
-	s.sock_ino = BPF_CORE_READ(f, f_inode, i_ino);
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
+		return false;
+	s->sock_ino = BPF_CORE_READ(f, f_inode, i_ino);
+	return true;
 }
 
-/* sendmsg(fd, msg, flags) */
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int sendmsg_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_SENDMSG, ctx->args[0], ctx->args[1], 1);
-}
-
-/* recvmsg(fd, msg, flags) */
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int recvmsg_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_RECVMSG, ctx->args[0], ctx->args[1], 1);
-}
-
-/* sendmmsg(fd, mmsg, vlen, flags) */
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int sendmmsg_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-/* recvmmsg(fd, mmsg, vlen, flags, timeout) */
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int recvmmsg_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_RECVMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
+/* sendmsg(fd, msg, flags), recvmsg(fd, msg, flags) */
+SYSCALL_ENTER(sendmsg, .call = CALL_SENDMSG, .sock_fd = ctx->args[0], .msg = ctx->args[1],
+	      .vlen = 1)
+SYSCALL_ENTER(recvmsg, .call = CALL_RECVMSG, .sock_fd = ctx->args[0], .msg = ctx->args[1],
+	      .vlen = 1)
+/* sendmmsg(fd, mmsg, vlen, flags), recvmmsg(fd, mmsg, vlen, flags, timeout) */
+SYSCALL_ENTER(sendmmsg, .call = CALL_SENDMMSG, .sock_fd = ctx->args[0], .msg = ctx->args[1],
+	      .vlen = ctx->args[2])
+SYSCALL_ENTER(recvmmsg, .call = CALL_RECVMMSG, .sock_fd = ctx->args[0], .msg = ctx->args[1],
+	      .vlen = ctx->args[2])
 
 /*
  * bpf_loop() callback: name the file behind fd number i of the event, in the
@@ -277,25 +256,19 @@ static long one_msg(u64 i, struct msgs *m)
 }
 
 /*
- * Every exit: one program, verified once, which the driver also attaches to
- * the other three calls' sys_exit tracepoints (their contexts are the same).
  * A failed send is reported with its error (its fds did not pass); a failed
  * receive received nothing, and its buffer holds stale data: skipped. Of an
- * mmsg call, only the messages it reports done are read.
+ * mmsg call, only the messages it reports done are read. Each message that
+ * passed fds is an event of its own, sent by one_msg().
  */
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int msg_exit(struct syscall_exit *ctx)
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct msgs m = { .ctx = ctx, .ret = ctx->ret };
+	struct msgs m = { .ctx = ctx, .s = *s, .ret = ctx->ret };
 	u32 n = 1;
 
-	if (!s)
-		return 0;
-	m.s = *s;
-	start_done(tid, s);
 	if (m.ret < 0 && is_recv(m.s.call))
+		return 0;
+	if (!name_wanted(&e->task))	/* -n: the events are one_msg()'s */
 		return 0;
 	if (is_mmsg(m.s.call)) {
 		if (!m.ret)
@@ -307,3 +280,5 @@ int msg_exit(struct syscall_exit *ctx)
 	bpf_loop(n < MAX_MSGS ? n : MAX_MSGS, one_msg, &m, 0);
 	return 0;
 }
+
+SYSCALL_EXIT(sendmsg)

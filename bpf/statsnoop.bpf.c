@@ -2,27 +2,23 @@
 /*
  * statsnoop: one event per stat-family call (stat, lstat, fstat and their
  * new* forms, newfstatat, fstatat64, statx, statfs, fstatfs and the *64
- * forms: whichever this kernel has). Entry applies the filters and remembers
- * the arguments by thread; one exit program, attached to every call's
- * sys_exit tracepoint, reads the path (the kernel has copied it by then, so
- * its page is resident) or, for the calls on a descriptor, resolves the file
- * behind it.
+ * forms: whichever this kernel has), a syscall tool (syscall.bpf.h): each
+ * entry remembers the arguments; the exit reads the path or, for the calls on
+ * a descriptor, resolves the file behind it.
  */
 #include "path.bpf.h"
+#include "syscall.bpf.h"
 
-#define AT_FDCWD	-100
 #define AT_EMPTY_PATH	0x1000
 
-const volatile bool failed_only = false;	/* -x */
-
-enum stat_call {
+enum call {
 	CALL_STAT, CALL_LSTAT, CALL_FSTAT, CALL_NEWSTAT, CALL_NEWLSTAT, CALL_NEWFSTAT,
 	CALL_NEWFSTATAT, CALL_FSTATAT64, CALL_STATX, CALL_STATFS, CALL_FSTATFS,
 	CALL_STATFS64, CALL_FSTATFS64,
 };
 
 /* What the call names the file by. */
-enum stat_kind {
+enum kind {
 	KIND_PATH,	/* a path, relative to the cwd */
 	KIND_FD,	/* a descriptor */
 	KIND_AT,	/* a path relative to a directory descriptor, and flags */
@@ -31,18 +27,15 @@ enum stat_kind {
 struct start {
 	const char *filename;
 	u64 flags;
-	s32 fd;
-	u16 call;
-	u16 kind;
+	s32 fd;			/* KIND_FD: the descriptor; KIND_AT: the directory's */
+	enum call call;
+	enum kind kind;
 };
 
 struct event {
 	struct task_head task;
 	s64 ret;
-	u64 flags;
-	s32 fd;			/* KIND_FD: the descriptor; KIND_AT: the directory's */
-	u16 call;		/* enum stat_call */
-	u16 kind;		/* enum stat_kind */
+	struct start call;	/* the call, as its entry saw it */
 	u32 path_len;		/* bytes of path[] with its NUL; 0: none */
 	u8 from_fd;		/* path[] is the file behind fd, resolved here */
 	u8 path_truncated;
@@ -53,42 +46,19 @@ SNOOP_STARTS(struct start);
 
 SNOOP_SCRATCH(heap, struct event);
 
-static __always_inline int enter(u16 call, u16 kind, s32 fd, const char *filename, u64 flags)
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	struct start s = {
-		.filename = filename, .flags = flags, .fd = fd, .call = call, .kind = kind,
-	};
-	u32 tid;
-
-	if (!should_trace())
-		return 0;
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
+	return true;
 }
 
-#define PATH_CALL(call, nr)							\
-SEC("tracepoint/syscalls/sys_enter_" #call)					\
-int call##_enter(struct syscall_enter *ctx)					\
-{										\
-	return enter(nr, KIND_PATH, 0, (const char *)ctx->args[0], 0);		\
-}
-
-#define FD_CALL(call, nr)							\
-SEC("tracepoint/syscalls/sys_enter_" #call)					\
-int call##_enter(struct syscall_enter *ctx)					\
-{										\
-	return enter(nr, KIND_FD, ctx->args[0], NULL, 0);			\
-}
-
+#define PATH_CALL(name, nr)							\
+	SYSCALL_ENTER(name, .call = nr, .kind = KIND_PATH, .filename = (const char *)ctx->args[0])
+#define FD_CALL(name, nr)							\
+	SYSCALL_ENTER(name, .call = nr, .kind = KIND_FD, .fd = ctx->args[0])
 /* (dfd, filename, statbuf, flag) */
-#define AT_CALL(call, nr)							\
-SEC("tracepoint/syscalls/sys_enter_" #call)					\
-int call##_enter(struct syscall_enter *ctx)					\
-{										\
-	return enter(nr, KIND_AT, ctx->args[0], (const char *)ctx->args[1],	\
-		     ctx->args[3]);						\
-}
+#define AT_CALL(name, nr)							\
+	SYSCALL_ENTER(name, .call = nr, .kind = KIND_AT, .fd = ctx->args[0],	\
+		      .filename = (const char *)ctx->args[1], .flags = ctx->args[3])
 
 PATH_CALL(stat, CALL_STAT)
 PATH_CALL(lstat, CALL_LSTAT)
@@ -102,35 +72,22 @@ PATH_CALL(statfs, CALL_STATFS)
 FD_CALL(fstatfs, CALL_FSTATFS)
 PATH_CALL(statfs64, CALL_STATFS64)
 FD_CALL(fstatfs64, CALL_FSTATFS64)
-
 /* statx(dfd, filename, flags, mask, buffer) */
-SEC("tracepoint/syscalls/sys_enter_statx")
-int statx_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_STATX, KIND_AT, ctx->args[0], (const char *)ctx->args[1],
-		     ctx->args[2]);
-}
+SYSCALL_ENTER(statx, .call = CALL_STATX, .kind = KIND_AT, .fd = ctx->args[0],
+	      .filename = (const char *)ctx->args[1], .flags = ctx->args[2])
 
-/* The file behind e->fd (the cwd for AT_FDCWD), written to e->path. */
+/* The file behind the call's fd (the cwd for AT_FDCWD), written to e->path. */
 static __always_inline void resolve(struct event *e)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct path_walk *w = scratch(&walk_heap);
 	bool truncated = false;
 	struct path p;
-	struct file *f;
 	u32 len;
 
-	if (!w)
+	if (!w || !(e->call.kind == KIND_AT ? dfd_path(task, e->call.fd, &p) :
+					      fd_path(task, e->call.fd, &p)))
 		return;
-	if (e->kind == KIND_AT && e->fd == AT_FDCWD) {
-		cwd_path(task, &p);
-	} else {
-		f = fd_file(task, e->fd);
-		if (!f)
-			return;
-		file_path(f, &p);
-	}
 	len = build_path(w, p.dentry, p.mnt, &truncated);
 	len = BOUND(len, PATH_BUF - 1);
 	bpf_probe_read_kernel(e->path, len + 1, w->buf);
@@ -139,30 +96,14 @@ static __always_inline void resolve(struct event *e)
 	e->path_truncated = truncated;
 }
 
-/*
- * Every stat-family exit. statx is the call every architecture has; the
- * driver attaches this program to the other calls' sys_exit tracepoints.
- */
-SEC("tracepoint/syscalls/sys_exit_statx")
-int stat_exit(struct syscall_exit *ctx)
+/* The path as passed (the kernel has copied it by then, so its page is
+ * resident) or, for the calls on a descriptor, the file behind it. */
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event *e;
 	long n = 0;
 
-	if (!s)
-		return 0;
-	if (failed_only && ctx->ret >= 0)
-		goto out;
-	e = task_event(&heap);
-	if (!e)
-		goto out;
 	e->ret = ctx->ret;
-	e->flags = s->flags;
-	e->fd = s->fd;
-	e->call = s->call;
-	e->kind = s->kind;
+	e->call = *s;
 	e->from_fd = 0;
 	e->path_truncated = 0;
 	if (s->filename)
@@ -173,8 +114,8 @@ int stat_exit(struct syscall_exit *ctx)
 		e->path_len = 0;	/* no path if the fd has no file */
 		resolve(e);
 	}
-	emit(ctx, e, offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1);
-out:
-	start_done(tid, s);
-	return 0;
+	return offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1;
 }
+
+/* statx is the call every architecture has */
+SYSCALL_EXIT(statx)

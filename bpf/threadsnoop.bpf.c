@@ -101,17 +101,11 @@ int BPF_KPROBE(pthread_create_enter, void *thread, void *attr, void *start_routi
 SEC("tracepoint/task/task_newtask")
 int task_newtask(struct trace_event_raw_task_newtask *ctx)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s;
-	u64 func = 0;
+	struct start s = {};	/* func 0: unknown */
 
 	if (!(ctx->clone_flags & CLONE_THREAD) || !should_trace())
 		return 0;
-	s = saved_start(tid);
-	if (s) {
-		func = s->func;
-		start_done(tid, s);
-	}
-	report(ctx, func, ctx->pid);
+	start_take((u32)bpf_get_current_pid_tgid(), &s);
+	report(ctx, s.func, ctx->pid);
 	return 0;
 }

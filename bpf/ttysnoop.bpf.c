@@ -4,13 +4,17 @@
  * write family is traced: write(), pwrite64(), writev(), pwritev() and
  * pwritev2(). Entry applies the filters, then keeps the call only when its
  * fd is the target tty (matched by device number, through /dev/tty,
- * /dev/console and /dev/tty0 too) and remembers the user buffer by thread.
- * Exit copies what the call actually wrote, so a partial write that is then
- * retried is not shown twice and a failed write shows no data.
+ * /dev/console and /dev/tty0 too) and remembers the user buffer: a syscall
+ * tool (syscall.bpf.h). Exit copies what the call actually wrote, so a
+ * partial write that is then retried is not shown twice and a failed write
+ * shows no data.
  */
 #include "fs.bpf.h"
+#include "syscall.bpf.h"
 
-#define DATA_MAX	8192	/* bytes of one write shown at most, a power of two */
+SNOOP_KEEP(enum {
+	DATA_MAX = 8192,	/* bytes of one write shown at most, a power of two */
+});
 #define IOV_READ	16	/* iovec segments read at most */
 
 #define MINORBITS	20	/* the kernel's dev_t: major << 20 | minor */
@@ -28,20 +32,20 @@ const volatile u32 target_rdev = 0;	/* the tty, in the kernel's dev_t encoding *
 const volatile u32 target_fs = 0;	/* a pts: its devpts instance (s_dev); 0: any */
 const volatile u32 limit_bytes = 4096;	/* -s SIZE x -c COUNT, at most DATA_MAX */
 
-enum write_call { CALL_WRITE, CALL_PWRITE64, CALL_WRITEV, CALL_PWRITEV, CALL_PWRITEV2 };
+enum call { CALL_WRITE, CALL_PWRITE64, CALL_WRITEV, CALL_PWRITEV, CALL_PWRITEV2 };
 
 struct start {
 	u64 buf;	/* the data, or for the vector calls the iovec array */
 	u64 count;	/* bytes, or iovec entries */
 	s32 fd;
-	u32 call;	/* enum write_call */
+	enum call call;
 };
 
 struct event {
 	struct task_head task;	/* ts_ns is the time of exit, when the data is written */
 	s64 ret;
 	s32 fd;
-	u32 call;
+	enum call call;
 	u32 data_len;		/* bytes of data[] */
 	bool truncated;		/* data_len < ret: cut by the limit or IOV_READ, or unreadable */
 	u8 data[DATA_MAX * 2];	/* slack: the verifier sees each copy's bounds, not their sum */
@@ -87,57 +91,28 @@ static __always_inline bool is_target(struct file *f)
 	return false;
 }
 
-static __always_inline int enter(u32 call, s32 fd, u64 buf, u64 count)
+static __always_inline bool start_wanted(struct syscall_enter *ctx, struct start *s)
 {
-	struct start s = { .buf = buf, .count = count, .fd = fd, .call = call };
-	struct file *f;
-	u32 tid;
+	struct file *f = fd_file((void *)bpf_get_current_task(), s->fd);
 
-	if (!should_trace())
-		return 0;
-	f = fd_file((void *)bpf_get_current_task(), fd);
-	if (!f || !is_target(f))
-		return 0;
-	tid = (u32)bpf_get_current_pid_tgid();
-	start_save(tid, &s);
-	return 0;
+	return f && is_target(f);
 }
 
+/* The data (or iovec array) and its length, of every call: */
+#define WRITE(name, nr)								\
+	SYSCALL_ENTER(name, .call = nr, .fd = ctx->args[0], .buf = ctx->args[1],	\
+		      .count = ctx->args[2])
 /* write(fd, buf, count) */
-SEC("tracepoint/syscalls/sys_enter_write")
-int write_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_WRITE, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
+WRITE(write, CALL_WRITE)
 /* pwrite64(fd, buf, count, pos): a tty cannot seek, so this fails, but it
  * is shown failing */
-SEC("tracepoint/syscalls/sys_enter_pwrite64")
-int pwrite64_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_PWRITE64, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
+WRITE(pwrite64, CALL_PWRITE64)
 /* writev(fd, vec, vlen) */
-SEC("tracepoint/syscalls/sys_enter_writev")
-int writev_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
+WRITE(writev, CALL_WRITEV)
 /* pwritev(fd, vec, vlen, pos_l, pos_h) */
-SEC("tracepoint/syscalls/sys_enter_pwritev")
-int pwritev_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_PWRITEV, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
+WRITE(pwritev, CALL_PWRITEV)
 /* pwritev2(fd, vec, vlen, pos_l, pos_h, flags): pos -1 writes a tty */
-SEC("tracepoint/syscalls/sys_enter_pwritev2")
-int pwritev2_enter(struct syscall_enter *ctx)
-{
-	return enter(CALL_PWRITEV2, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
+WRITE(pwritev2, CALL_PWRITEV2)
 
 /* Copy up to want bytes from the iovec array into e->data; returns the
  * bytes copied. */
@@ -163,24 +138,11 @@ static __always_inline u32 copy_iov(struct event *e, const struct iovec *vec, u6
 	return off;
 }
 
-/*
- * Every write-family exit: one program, verified once, which the driver also
- * attaches to the other calls' sys_exit tracepoints. Only calls whose entry
- * matched the tty have a start.
- */
-SEC("tracepoint/syscalls/sys_exit_write")
-int write_exit(struct syscall_exit *ctx)
+/* Only calls whose entry matched the tty have a start. */
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct start *s = saved_start(tid);
-	struct event *e;
 	u32 want = 0, len = 0;
 
-	if (!s)
-		return 0;
-	e = task_event(&heap);
-	if (!e)
-		goto out;
 	e->ret = ctx->ret;
 	e->fd = s->fd;
 	e->call = s->call;
@@ -194,8 +156,7 @@ int write_exit(struct syscall_exit *ctx)
 		len = want;
 	e->data_len = len;
 	e->truncated = ctx->ret > 0 && len < ctx->ret;
-	emit(ctx, e, offsetof(struct event, data) + BOUND(len, DATA_MAX * 2 - 1));
-out:
-	start_done(tid, s);
-	return 0;
+	return offsetof(struct event, data) + BOUND(len, DATA_MAX * 2 - 1);
 }
+
+SYSCALL_EXIT(write)

@@ -12,6 +12,7 @@
 #define PATH_DEPTH	32	/* components walked at most */
 #define NAME_LEN	256	/* one component, with its NUL */
 #define PATH_BUF	4096	/* an absolute path we build, a power of two */
+#define AT_FDCWD	-100	/* a *at() call's directory: the working directory */
 
 /* The struct file behind fd in task's table, or NULL. */
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)
@@ -60,6 +61,26 @@ static __always_inline void cwd_path(struct task_struct *task, struct path *p)
 {
 	p->dentry = BPF_CORE_READ(task, fs, pwd.dentry);
 	p->mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+}
+
+/* The path of the file behind fd in task's table; false when it has none. */
+static __always_inline bool fd_path(struct task_struct *task, int fd, struct path *p)
+{
+	struct file *f = fd_file(task, fd);
+
+	if (f)
+		file_path(f, p);
+	return f;
+}
+
+/* The path of the directory a *at() call's dfd names: the working directory
+ * for AT_FDCWD, else the file behind it; false when it has none. */
+static __always_inline bool dfd_path(struct task_struct *task, int dfd, struct path *p)
+{
+	if (dfd != AT_FDCWD)
+		return fd_path(task, dfd, p);
+	cwd_path(task, p);
+	return true;
 }
 
 #endif /* SNOOP_FS_BPF_H */

@@ -125,6 +125,10 @@ static __always_inline bool container_listed(u64 cgid)
  * a helper call each (~40 ns each, on every event; fill_task()). */
 const volatile bool task_btf = false;
 
+/* BCC's -n NAME: only tasks whose comm contains NAME (filters.py add_name). */
+const volatile char filter_name[TASK_COMM_LEN] = {};
+const volatile u32 filter_name_len = 0;		/* its bytes; 0: no -n */
+
 /* The inode number of current's mount namespace (/proc/PID/ns/mnt). */
 static __always_inline u64 current_mntns(void)
 {
@@ -239,6 +243,8 @@ struct {
  *   start_save(tid, &v)   at entry
  *   saved_start(tid)      at exit: what entry saved, or NULL
  *   start_done(tid, s)    at exit, when done with s
+ *   start_take(tid, &v)   at exit: what entry saved, copied to v and done
+ *                         with; false when there is none
  * tid is the thread's id at entry (used by the hash only).
  */
 const volatile bool use_task_storage = false;
@@ -299,11 +305,34 @@ const volatile bool use_task_storage = false;
 			((struct snoop_start *)s)->active = 0;			\
 		else								\
 			bpf_map_delete_elem(&starts, &tid);			\
+	}									\
+										\
+	static __always_inline __attribute__((unused)) bool			\
+	start_take(u32 tid, value_type *v)					\
+	{									\
+		value_type *s = saved_start(tid);				\
+										\
+		if (!s)								\
+			return false;						\
+		*v = *s;							\
+		start_done(tid, s);						\
+		return true;							\
 	}
 
 /* Keep an event type in the object's BTF, where user space reads its layout,
  * even when it only ever lives on the stack (clang drops such types). */
 #define SNOOP_EVENT(type) type *snoop_event_type __attribute__((unused))
+
+/*
+ * Keep a type in the object's BTF for user space, which reads the
+ * enumerators of every enum kept so by name (btf.py TypeInfo.constants):
+ * a tool's flags and its limits, defined once, here.
+ *	SNOOP_KEEP(enum exec_flag);
+ *	SNOOP_KEEP(enum { DATA_MAX = 8192 });	(a limit: an enum of one)
+ */
+#define SNOOP_KEEP(...) __VA_ARGS__ *___snoop_keep(__COUNTER__) __attribute__((unused))
+#define ___snoop_keep(n) ___snoop_keep2(n)
+#define ___snoop_keep2(n) snoop_keep_##n
 
 static __always_inline void *scratch(void *map)
 {
@@ -407,6 +436,51 @@ static __always_inline void fill_task(struct task_head *h)
 		h->vpid = task_vpid((struct task_struct *)bpf_get_current_task());
 	}
 	h->cgroup_id = current_cgroup_id();
+}
+
+/*
+ * Is -n's NAME part of the task's comm? A loop, so it is not in
+ * should_trace(), which every entry program inlines: it runs once an event
+ * has its comm (in a syscall tool's one exit program, syscall.bpf.h, and at
+ * a timed pair's end, timed_head()). A NAME of 16 bytes or more is in no
+ * comm.
+ */
+static __always_inline bool name_wanted(const struct task_head *h)
+{
+	const char *comm = h->comm;
+	u32 i, j, len = filter_name_len;
+
+	if (!len)
+		return true;
+	for (i = 0; i < TASK_COMM_LEN; i++) {
+		if (!comm[i] || i + len >= TASK_COMM_LEN)
+			return false;
+		for (j = 0; j < len && j < TASK_COMM_LEN; j++)
+			if (comm[i + j] != filter_name[j])
+				break;
+		if (j == len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The head of a timed begin/end pair's event, at its end (drsnoop,
+ * compactsnoop): current's task, the begin's time, and in *lat_ns the
+ * pair's latency; false when the pair took less than min_ns or -n turns
+ * the task away.
+ */
+static __always_inline bool timed_head(struct task_head *h, u64 *lat_ns, u64 begin_ns,
+				       u64 min_ns)
+{
+	u64 lat = bpf_ktime_get_ns() - begin_ns;
+
+	if (lat < min_ns)
+		return false;
+	fill_task(h);
+	h->ts_ns = begin_ns;
+	*lat_ns = lat;
+	return name_wanted(h);
 }
 
 /* This CPU's scratch event in heap (an SNOOP_SCRATCH of a struct whose first

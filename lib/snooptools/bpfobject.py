@@ -5,6 +5,7 @@ are closed exactly once, in reverse order, by close() or the context manager.
 """
 import ctypes
 import errno
+import functools
 import os
 import struct
 
@@ -26,6 +27,48 @@ def object_path(tool):
             return path
     raise SnoopError("BPF object %s.bpf.o not found" % tool, "it has not been built",
                      "run make in the snooptools checkout")
+
+
+@functools.cache
+def object_types(tool):
+    """The BTF types of tool's object, read without opening it (btf.py
+    parse_object): what is needed before the start, such as the names of
+    its calls or a limit its help states. Where the object cannot be read
+    the tool cannot run: it says why and exits 1 (as at its start; this may
+    be asked while its parser is built, before Tool.main's error boundary)."""
+    try:
+        return btf.parse_object(object_path(tool))
+    except SnoopError as e:
+        raise SystemExit("%s: %s" % (tool, e)) from None
+
+
+@functools.cache
+def constants(tool):
+    """{NAME: value} of the limits and flags tool's object keeps in its BTF
+    (SNOOP_KEEP() in snoop.bpf.h)."""
+    return object_types(tool).constants()
+
+
+def constant(tool, name):
+    """One of them, by name."""
+    try:
+        return constants(tool)[name]
+    except KeyError:
+        raise SystemExit("%s: its BPF object has no constant %s: rebuild it (make)"
+                         % (tool, name)) from None
+
+
+class Later:
+    """A value from a tool's object named by a help text (argparse's
+    %(name)s, set as an attribute of the option's action): read only when
+    the help is printed, so that a tool's other starts read nothing before
+    its own checks (who runs it, whether its object is built)."""
+
+    def __init__(self, read):
+        self._read = read
+
+    def __str__(self):
+        return str(self._read())
 
 
 def open_pinned_map(path):

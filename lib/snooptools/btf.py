@@ -1,11 +1,12 @@
-"""Layouts read from the BTF in a compiled BPF object.
+"""Layouts, enums and constants read from the BTF in a compiled BPF object.
 
 The kernel program is the one definition of an event: the layout of its
-``struct event`` and the offsets of its ``.rodata`` knobs come from the
-object's own type information, never from a second definition kept by hand
-in Python. A Layout makes the function that turns raw event bytes into a
-driver's values, with one struct.Struct call; nested structs are flattened
-into the parent's names.
+``struct event``, the offsets of its ``.rodata`` knobs, its enums (a tool's
+calls, kinds, flags) and its limits come from the object's own type
+information, never from a second definition kept by hand in Python. A Layout
+makes the function that turns raw event bytes into a driver's values, with
+one struct.Struct call; nested structs are flattened into the parent's
+names, and a field typed as an enum comes out as its enumerator's name.
 """
 import ctypes
 import re
@@ -35,12 +36,34 @@ class _Array(ctypes.Structure):
                 ("nelems", ctypes.c_uint32)]
 
 
+class _Enum(ctypes.Structure):
+    # struct btf_enum { __u32 name_off; __s32 val; }
+    _fields_ = [("name_off", ctypes.c_uint32), ("val", ctypes.c_int32)]
+
+
+class _Enum64(ctypes.Structure):
+    # struct btf_enum64 { __u32 name_off; __u32 val_lo32; __u32 val_hi32; }
+    _fields_ = [("name_off", ctypes.c_uint32), ("lo", ctypes.c_uint32), ("hi", ctypes.c_uint32)]
+
+
+# The variables SNOOP_KEEP() declares (snoop.bpf.h): each keeps its type in
+# the object's BTF, an enum of a tool's flags or constants among them.
+KEEP_PREFIX = "snoop_keep"
+
+
+def short_name(enumerator):
+    """What user space calls an enumerator: its name after its prefix,
+    lowercased (CALL_OPENAT -> "openat", RECLAIM_MEMCG -> "memcg")."""
+    return enumerator.partition("_")[2].lower() or enumerator.lower()
+
+
 class TypeInfo:
     """Reads types out of one struct btf *."""
 
-    def __init__(self, btf):
+    def __init__(self, btf, owner=None):
         self.btf = btf
         self.lib = libbpf.load()
+        self._owner = owner         # what keeps btf alive (parse_object's free)
 
     def _type(self, tid):
         t = self.lib.btf__type_by_id(self.btf, tid)
@@ -116,6 +139,42 @@ class TypeInfo:
         a = self._trailer(tid, _Array, 1)[0]
         return a.type, a.nelems
 
+    def enumerators(self, tid):
+        """{NAME: value} of an enum type, in its order; None for another kind."""
+        tid = self.strip(tid)
+        k, t = self.kind(tid), self._type(tid).contents
+        vlen, signed = t.info & 0xffff, bool(t.info >> 31)
+        if k == ENUM:
+            return {self.name(e.name_off): e.val if signed else e.val & 0xffffffff
+                    for e in self._trailer(tid, _Enum, vlen)}
+        if k == ENUM64:
+            out = {}
+            for e in self._trailer(tid, _Enum64, vlen):
+                v = e.hi << 32 | e.lo
+                out[self.name(e.name_off)] = v - (1 << 64) if signed and v >> 63 else v
+            return out
+        return None
+
+    def enum(self, name):
+        """{NAME: value} of enum name (a tool's enum call, enum exec_flag)."""
+        tid = self.find(name, ENUM) or self.find(name, ENUM64)
+        if tid is None:
+            raise SnoopError("enum %s not found in the BPF object's BTF" % name,
+                             hint="rebuild it (make)")
+        return self.enumerators(tid)
+
+    def constants(self):
+        """{NAME: value} of the enumerators of every enum the object keeps
+        with SNOOP_KEEP() (snoop.bpf.h): its flags and its limits, such as
+        enum { DATA_MAX = 8192 }."""
+        out = {}
+        for section in (".bss", ".data"):
+            for var, (_, _, tid) in self.datasec(section).items():
+                tid = self.strip(tid)
+                if var.startswith(KEEP_PREFIX) and self.kind(tid) == PTR:
+                    out.update(self.enumerators(self._type(tid).contents.size_or_type) or {})
+        return out
+
     def datasec(self, name):
         """{variable: (offset, size, type id)} of a data section like .rodata."""
         tid = self.find(name, DATASEC)
@@ -134,13 +193,17 @@ class Layout:
     driver's decoder, unpack() a dict of every field.
 
     Char arrays come out as bytes (decode them with output.kstr), other
-    arrays as tuples, integers, enums, bools and pointers as ints.
+    arrays as tuples, integers, bools and pointers as ints, and a field
+    typed as an enum as the short name of its value (short_name: CALL_OPENAT
+    is "openat"), or the number where the enum has no name for it: the one
+    place where enum values become names.
     """
 
-    def __init__(self, names, fmt, groups, size, tail=None, tail_off=0):
+    def __init__(self, names, fmt, groups, size, tail=None, tail_off=0, enums=None):
         self.names = names
         self.struct = struct.Struct(fmt)
         self.groups = groups            # {name: count} for non-char arrays
+        self.enums = enums or {}        # {name: {value: short name}} of enum fields
         self.size = size
         # A struct that ends in a char array (a path, argv, data) is sent
         # only as long as its contents: that last member is sliced from the
@@ -163,7 +226,9 @@ class Layout:
             n = self.groups.get(name, 1)
             here = ["v%d" % j for j in range(i, i + n)]
             values.extend(here)
-            if name in used:
+            if name in used and name in self.enums:
+                lines.append("f_%s = enum_%s.get(%s, %s)" % (name, name, here[0], here[0]))
+            elif name in used:
                 lines.append("f_%s = %s" % (name, here[0] if n == 1 else
                                             "(%s,)" % ", ".join(here)))
             i += n
@@ -175,8 +240,10 @@ class Layout:
                   "    if end - start < size:\n"
                   "        data, start, end = bytes(data[start:end]).ljust(size, b'\\0'), 0, size\n"
                   "%s") % "".join("    %s\n" % line for line in lines + body.splitlines())
-        scope = dict(scope, size=self.struct.size, unpack_from=self.struct.unpack_from)
-        return codegen.function("handle", source, scope, "decoder of " + " ".join(self.names + [self.tail] if self.tail else self.names))
+        scope = dict(scope, size=self.struct.size, unpack_from=self.struct.unpack_from,
+                     **{"enum_" + k: v for k, v in self.enums.items()})
+        names = self.names + [self.tail] if self.tail else self.names
+        return codegen.function("handle", source, scope, "decoder of " + " ".join(names))
 
     @classmethod
     def from_btf(cls, info, type_name):
@@ -188,7 +255,8 @@ class Layout:
         cls._walk(info, tid, 0, fields)
         fields.sort(key=lambda f: f[1])
         fmt, names, groups, pos = "=", [], {}, 0
-        for name, off, code, count in fields:
+        enums = {f[0]: f[4] for f in fields if f[4] is not None}
+        for name, off, code, count, _ in fields:
             if off < pos:
                 raise SnoopError("overlapping field %s in struct %s" % (name, type_name))
             if off > pos:
@@ -206,10 +274,10 @@ class Layout:
         if fields and fields[-1][2] == "s":
             tail, tail_off = fields[-1][0], fields[-1][1]
             fmt = fmt[:fmt.rindex("%ds" % fields[-1][3])]
-            return cls(names[:-1], fmt, groups, size, tail, tail_off)
+            return cls(names[:-1], fmt, groups, size, tail, tail_off, enums)
         if size > pos:
             fmt += "%dx" % (size - pos)
-        return cls(names, fmt, groups, size)
+        return cls(names, fmt, groups, size, enums=enums)
 
     @staticmethod
     def _walk(info, tid, base, fields):
@@ -226,14 +294,16 @@ class Layout:
                 if ii is None:
                     raise SnoopError("unsupported array member %s in a BPF event" % name)
                 if ii[0] == 1 and not ii[3]:        # char and u8 arrays are bytes
-                    fields.append((name, base + off, "s", count))
+                    fields.append((name, base + off, "s", count, None))
                 else:
-                    fields.append((name, base + off, _code(ii), count))
+                    fields.append((name, base + off, _code(ii), count, None))
                 continue
             ii = info.int_info(mtid)
             if ii is None:
                 raise SnoopError("unsupported member %s (BTF kind %d) in a BPF event" % (name, kind))
-            fields.append((name, base + off, _code(ii), 1))
+            values = info.enumerators(mtid)
+            names = None if values is None else {v: short_name(n) for n, v in values.items()}
+            fields.append((name, base + off, _code(ii), 1, names))
 
 
 def _code(int_info):
@@ -241,3 +311,24 @@ def _code(int_info):
     if is_bool:
         return "?"
     return _INT_CODES[(size, signed)]
+
+
+def parse_object(path):
+    """The TypeInfo of the BTF in the BPF object at path, read without
+    opening the object (cheap: what a tool's parser needs before its start,
+    such as the names of its calls or a limit its help states)."""
+    lib = libbpf.load()
+    btf = lib.btf__parse_elf(path.encode(), None)
+    if not btf:
+        raise SnoopError("cannot read the BTF of " + path, hint="rebuild it with clang -g")
+    return TypeInfo(btf, _Freed(lib, btf))
+
+
+class _Freed:
+    """Frees a parsed struct btf * with its TypeInfo."""
+
+    def __init__(self, lib, btf):
+        self.lib, self.btf = lib, btf
+
+    def __del__(self):
+        self.lib.btf__free(self.btf)

@@ -1,7 +1,10 @@
 """The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
 BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills),
 and --container, --all-containers, --host-only (containers.py finds their
-cgroups; refresh() keeps the kernel's set of them up to date while tracing).
+cgroups; refresher() keeps the kernel's set of them up to date while
+tracing); BCC's -n NAME of the tools that have it (add_name); and the
+argument types that turn what a user names into what the kernel side
+filters on (a port, an open flag, a mount namespace, a tty, a disk).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
 letters); apply() writes the matching .rodata knobs before load and fill()
@@ -13,6 +16,8 @@ import os
 import struct
 import time
 
+from . import kernel
+from .abi import PTS_MAJORS
 from .bpfobject import map_type_name, open_pinned_map
 from .errors import SnoopError, UsageError
 
@@ -31,6 +36,99 @@ def id_list(text):
             raise argparse.ArgumentTypeError("invalid id %r: out of range" % part)
         out.append(n)
     return out
+
+
+def port_list(text):
+    """PORT[,PORT...] -> a list of ports."""
+    out = []
+    for part in text.split(","):
+        if not part.isdigit() or int(part) > 65535:
+            raise argparse.ArgumentTypeError("invalid port %r: a number 0 to 65535" % part)
+        out.append(int(part))
+    return out
+
+
+def open_flag(text):
+    """An O_* flag name (the O_ is optional) -> its value (opensnoop -f)."""
+    name = text.upper()
+    if not name.startswith("O_"):
+        name = "O_" + name
+    value = getattr(os, name, None)
+    if not isinstance(value, int) or name == "O_RDONLY":
+        why = "O_RDONLY is 0 and matches nothing" if name == "O_RDONLY" else "unknown open flag"
+        raise argparse.ArgumentTypeError("invalid flag %r: %s" % (text, why))
+    return value
+
+
+class TtyDevice:
+    """A tty: its path, device number and (a pts) filesystem, kernel dev_t's."""
+
+    def __init__(self, path, rdev, fs):
+        self.path, self.rdev, self.fs = path, rdev, fs
+
+
+def tty_ranges():
+    """(major, first minor, last minor) of every tty driver, from
+    /proc/tty/drivers; None when it cannot be read."""
+    try:
+        with open("/proc/tty/drivers") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        fields = line.split()        # name, /dev/node, major, minor[-minor], type
+        if len(fields) < 5 or not fields[-3].isdigit():
+            continue
+        first, _, last = fields[-2].partition("-")
+        out.append((int(fields[-3]), int(first), int(last or first)))
+    return out
+
+
+def tty(text):
+    """A tty by path, or a pts by number (3 is /dev/pts/3) -> its TtyDevice:
+    the device number and, for a pts, its devpts instance, as the kernel
+    holds them (ttysnoop's target)."""
+    import stat
+    path = "/dev/pts/" + text if text.isdigit() else text
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise argparse.ArgumentTypeError("%s: %s" % (path, e.strerror)) from None
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    ranges = tty_ranges()
+    if not stat.S_ISCHR(st.st_mode) or (
+            ranges is not None and not any(m == major and lo <= minor <= hi
+                                           for m, lo, hi in ranges)):
+        raise argparse.ArgumentTypeError("%s is not a tty" % path)
+    # pts numbers repeat in every devpts instance (each container has its
+    # own): a pts is also matched on its filesystem
+    fs = kernel.kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)) \
+        if major in PTS_MAJORS else 0
+    return TtyDevice(path, kernel.kernel_dev(major, minor), fs)
+
+
+def block_device(text):
+    """-d: a disk or partition by name (vda, nvme0n1p2) or device path
+    (/dev/mapper/root) -> (kernel dev_t, is a partition)."""
+    import stat
+    if "/" in text:
+        try:
+            st = os.stat(text)
+        except OSError as e:
+            raise argparse.ArgumentTypeError("disk %r: %s" % (text, e.strerror)) from None
+        if not stat.S_ISBLK(st.st_mode):
+            raise argparse.ArgumentTypeError("disk %r: not a block device" % text)
+        sysdir = "/sys/dev/block/%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+    else:
+        sysdir = "/sys/class/block/" + text
+    try:
+        with open(sysdir + "/dev") as f:
+            major, minor = f.read().split(":")
+    except (OSError, ValueError):
+        raise argparse.ArgumentTypeError(
+            "unknown disk %r: not in /sys/class/block" % text) from None
+    return kernel.kernel_dev(int(major), int(minor)), os.path.exists(sysdir + "/partition")
 
 
 def user(text):
@@ -83,6 +181,27 @@ def _mount(path):
     except OSError:
         pass
     return best, fstype
+
+
+def mount_namespace(text):
+    """--mntns: an inode number, or a namespace file such as /proc/PID/ns/mnt."""
+    import re
+    if text.isdigit() and 0 < int(text) < 1 << 32:
+        return int(text)
+    try:
+        link = os.readlink(text)
+    except OSError:
+        link = None             # a bind-mounted namespace file is no symlink
+    if link is not None and not link.startswith("/"):
+        m = re.fullmatch(r"mnt:\[(\d+)\]", link)
+        if not m:
+            raise argparse.ArgumentTypeError("%s is %s, not a mount namespace" % (text, link))
+        return int(m[1])
+    try:
+        return os.stat(text).st_ino
+    except OSError as e:
+        raise argparse.ArgumentTypeError("invalid mount namespace %r: not an inode number, "
+                                         "and %s" % (text, e.strerror.lower())) from None
 
 
 BPFFS = "/sys/fs/bpf"
@@ -186,6 +305,14 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
     return g
 
 
+def add_name(parser):
+    """BCC's -n/--name NAME: only tasks whose comm contains NAME. Matched in
+    the kernel where the tool's event has its comm (snoop.bpf.h
+    name_wanted(): the exit of a syscall tool, drsnoop's end)."""
+    parser.add_argument("-n", "--name", dest="name_contains", metavar="NAME",
+                        help="only process names (comm) containing NAME")
+
+
 def _flags(short, long):
     return (short, long) if short else (long,)
 
@@ -205,6 +332,10 @@ def apply(obj, args):
         knobs["filter_comm"] = args.comm.encode()
     if args.cgroup:
         knobs["filter_cgroup"] = True
+    name = getattr(args, "name_contains", None)
+    if name:
+        name = os.fsencode(name)[:COMM_LEN]     # 16 bytes: in no comm
+        knobs.update(filter_name=name, filter_name_len=len(name))
     for option, (knob, name) in MAP_FILTERS.items():
         path = getattr(args, option)
         if path:

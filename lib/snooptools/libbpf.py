@@ -170,6 +170,10 @@ def _bind():
     _proto("btf__find_by_name_kind", c.c_int32, BTF, c.c_char_p, c.c_uint32)
     # const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);
     _proto("btf__type_by_id", c.POINTER(BtfType), BTF, c.c_uint32)
+    # struct btf *btf__parse_elf(const char *path, struct btf_ext **btf_ext);
+    _proto("btf__parse_elf", BTF, c.c_char_p, c.c_void_p)
+    # void btf__free(struct btf *btf);
+    _proto("btf__free", None, BTF)
     # const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
     _proto("btf__name_by_offset", c.c_char_p, BTF, c.c_uint32)
     # int libbpf_num_possible_cpus(void);

@@ -28,7 +28,7 @@ def places():
 def tool_class(name):
     mod = tool_module(name)
     [cls] = [v for v in vars(mod).values()
-             if isinstance(v, type) and issubclass(v, Tool) and v is not Tool]
+             if isinstance(v, type) and issubclass(v, Tool) and v.__module__ == mod.__name__]
     return cls
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import ROOT
 from snooptools import SnoopError, Tool, loop
-from snooptools.bpfobject import BPFObject, object_path
-from snooptools.btf import Layout
+from snooptools.bpfobject import BPFObject, constants, object_path
+from snooptools.btf import Layout, parse_object, short_name
 
 
 def tool_module(name):
@@ -51,11 +51,49 @@ def test_the_tail_is_what_was_sent_and_short_records_are_padded():
     assert e["pid"] == 7 and e["comm"] == bytes(16) and e["buf"] == b""
 
 
+def test_an_enum_field_comes_out_as_its_name():
+    """drsnoop's kind is an enum reclaim_kind in C: its values reach record()
+    as the enumerators' names, a value the enum lacks as its number."""
+    lay = layout("drsnoop")
+    assert lay.enums["kind"] == {0: "direct", 1: "memcg"}
+    assert [lay.unpack(pack(lay, kind=k))["kind"] for k in (0, 1, 7)] == ["direct", "memcg", 7]
+    assert lay.unpack(pack(lay, order=3))["order"] == 3     # other fields stay numbers
+
+
+def test_enums_are_read_from_the_object_file_before_it_is_opened():
+    types = parse_object(object_path("drsnoop"))
+    assert types.enum("reclaim_kind") == {"RECLAIM_DIRECT": 0, "RECLAIM_MEMCG": 1}
+    with pytest.raises(SnoopError, match="enum no_such_enum"):
+        types.enum("no_such_enum")
+
+
+def test_constants_are_the_enums_an_object_keeps(monkeypatch):
+    """killsnoop.bpf.c keeps SNOOP_KEEP(enum { SIG_MAX = 64 }) and its enum
+    kill_flag; an object that cannot be read ends the tool, saying why."""
+    from snooptools import bpfobject
+    assert {"SIG_MAX": 64, "KILL_PIDFD_RESOLVED": 1}.items() <= constants("killsnoop").items()
+    assert "CALL_KILL" not in constants("killsnoop")      # not kept: a field's type
+    assert constants("ttysnoop")["DATA_MAX"] == 8192        # an enum without a name
+    monkeypatch.setenv("SNOOPTOOLS_BPF_DIR", "/nonexistent")
+    monkeypatch.setattr(bpfobject, "OBJECT_DIRS", [])
+    with pytest.raises(SystemExit, match="^nosuchsnoop: BPF object nosuchsnoop.bpf.o not found"):
+        constants("nosuchsnoop")
+    with pytest.raises(SystemExit, match="no constant NOPE"):
+        bpfobject.constant("killsnoop", "NOPE")
+
+
+def test_short_names():
+    assert [short_name(n) for n in ("CALL_OPENAT", "CALL_SYNC_FILE_RANGE", "ST_NOT_SUITABLE_ZONE",
+                                    "PLAIN")] == ["openat", "sync_file_range",
+                                                  "not_suitable_zone", "plain"]
+
+
 def decode(tool, cls_name, argv, **fields):
     mod = tool_module(tool)
     t = getattr(mod, cls_name)()
     args, _ = t.parse(argv)
-    t.configure(_NoKnobs(), args)
+    with BPFObject(object_path(tool)) as obj:      # opened, never loaded
+        t.configure(obj, args)
     return record(t, layout(tool), **fields)
 
 
@@ -67,11 +105,6 @@ def record(t, lay, **fields):
     data = pack(lay, **fields)
     loop.decoder(t, lay, got.append)(data, 0, len(data))
     return got[0] if got else None
-
-
-class _NoKnobs:
-    def set_rodata(self, **kw):
-        pass
 
 
 def test_execsnoop_record_from_synthetic_event():
@@ -88,6 +121,15 @@ def test_execsnoop_script_drops_interpreter_and_truncates():
     rec = decode("execsnoop", "ExecSnoop", ["--max-args", "3"], fname_len=9,
                  args_len=len(area) - 9, args=area, flags=2)
     assert rec["args"] == ["./run.sh", "a", "b"] and rec["args_truncated"] is True
+
+
+def test_enum_fields_as_each_tool_shows_them():
+    # dcsnoop: BCC's letters for enum lookup_type
+    assert [decode("dcsnoop", "DcSnoop", [], type=t, name=b"x\0", name_len=2)["type"]
+            for t in (0, 1)] == ["M", "R"]
+    # compactsnoop: enum status's names; ST_UNKNOWN shows the kernel's own value
+    assert decode("compactsnoop", "CompactSnoop", [], status=5)["status"] == "complete"
+    assert decode("compactsnoop", "CompactSnoop", [], status=9, kstatus=42)["status"] == "42"
 
 
 def test_opensnoop_record_full_path_and_errors():
