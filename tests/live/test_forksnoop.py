@@ -5,7 +5,7 @@ import errno
 import os
 import subprocess
 
-from helpers import PYTHON, PYTHON_COMM, Tracer
+from helpers import PYTHON, PYTHON_COMM, Tracer, own_cgroup_id
 
 SIGCHLD, CLONE_VM, CLONE_VFORK = 17, 0x100, 0x4000
 CLONE_THREAD, CLONE_NEWUTS, CLONE_NEWIPC = 0x10000, 0x4000000, 0x8000000
@@ -71,7 +71,11 @@ def expected(pid):
 
 
 def strip(events):
-    return [{k: v for k, v in e.items() if k != "ts"} for e in events]
+    """The events without ts, once each is seen to be of this test's cgroup
+    (its children's)."""
+    cgroup = own_cgroup_id()
+    assert all(e["cgroup_id"] == cgroup for e in events)
+    return [{k: v for k, v in e.items() if k not in ("ts", "cgroup_id")} for e in events]
 
 
 def test_each_call_exact_fields_in_order():
