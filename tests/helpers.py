@@ -21,6 +21,9 @@ sys.path.insert(0, str(ROOT / "lib"))
 # basename as exec'd (a venv's "python", pyenv's "python3.11", ...).
 PYTHON = sys.executable
 PYTHON_COMM = os.path.basename(PYTHON)[:15]
+# seconds a tool may take to print its Tracing line: under QEMU's emulation
+# (tests/vm/guest sets the slowdown) a start is ~10x slower than here
+READY_SECONDS = 20 * float(os.environ.get("SNOOPTOOLS_TEST_SLOWDOWN", "1"))
 
 
 class Collect(io.StringIO):
@@ -63,7 +66,7 @@ class Tracer:
     """with Tracer("opensnoop", "--pid", "42") as t: ...trigger...; then
     t.events (parsed JSON) and t.stderr after the block; t.stop() early."""
 
-    def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=20,
+    def __init__(self, tool, *args, json_mode=True, env=None, ready_timeout=READY_SECONDS,
                  launcher=(PYTHON,)):
         # --json first: a trailing --exec CMD takes everything after it.
         # launcher: what runs the tool (() for its own first line); a tool
@@ -86,9 +89,11 @@ class Tracer:
         for r in self._readers:
             r.start()
         if not self._ready.wait(self.ready_timeout):
+            where = waiting_in(self.proc.pid)
             self.proc.kill()
-            raise AssertionError("no Tracing line from %s; stderr: %s"
-                                 % (self.argv, "".join(self.stderr_lines)))
+            raise AssertionError("no Tracing line from %s within %g s (%s); stderr: %s"
+                                 % (self.argv, self.ready_timeout, where,
+                                    "".join(self.stderr_lines)))
         if self.proc.poll() is not None:
             raise AssertionError("%s exited early: %s" % (self.argv, "".join(self.stderr_lines)))
         return self
@@ -154,6 +159,19 @@ def own_cgroup_id():
     with open("/proc/self/cgroup") as f:
         path = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
     return os.stat(cgroup2_root() + path).st_ino
+
+
+def waiting_in(pid):
+    """Where a process is: its state, wait channel and kernel stack."""
+    def read(name):
+        try:
+            with open("/proc/%d/%s" % (pid, name)) as f:
+                return f.read().strip()
+        except OSError as e:
+            return "(%s)" % e.strerror
+    state = read("stat").rpartition(")")[2].split()[:1]
+    return "state %s, in %s, kernel stack: %s" % (
+        "".join(state), read("wchan"), read("stack").replace("\n", " < "))
 
 
 def held_child(argv_after_read, **kw):

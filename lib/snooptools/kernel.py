@@ -9,7 +9,8 @@ from .errors import SnoopError
 
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-CAP_PERFMON, CAP_BPF = 38, 39
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+PERF_EVENT_PARANOID = "/proc/sys/kernel/perf_event_paranoid"
 
 BPF_MAP_TYPE_RINGBUF = 27
 BPF_PROG_TYPE_TRACEPOINT = 5
@@ -31,21 +32,45 @@ def dev_text(dev):
     return "%d:%d" % (dev >> MINORBITS, dev & ((1 << MINORBITS) - 1))
 
 
-def check_privileges():
-    """Root, or CAP_BPF and CAP_PERFMON in the effective set."""
-    if os.geteuid() == 0:
-        return
-    caps = 0
+def effective_caps():
+    """This process's effective capabilities, as a bit mask."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith("CapEff:"):
-                    caps = int(line.split()[1], 16)
+                    return int(line.split()[1], 16)
     except OSError:
         pass
+    return 0
+
+
+def check_privileges():
+    """Root, or CAP_BPF and CAP_PERFMON in the effective set."""
+    if os.geteuid() == 0:
+        return
+    caps = effective_caps()
     if not (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
         raise SnoopError("permission denied", "tracing needs root, or CAP_BPF, CAP_PERFMON "
                          "and CAP_DAC_READ_SEARCH (for tracefs)", "run it with sudo")
+
+
+def perf_events_restricted():
+    """A refused perf event explained: kernel.perf_event_paranoid above 2,
+    which Debian's and Android's kernels read as "CAP_SYS_ADMIN only" (an
+    upstream kernel reads it as 2), and this process without CAP_SYS_ADMIN.
+    The SnoopError to raise, or None."""
+    if effective_caps() >> CAP_SYS_ADMIN & 1:
+        return None
+    try:
+        with open(PERF_EVENT_PARANOID) as f:
+            level = int(f.read())
+    except (OSError, ValueError):
+        return None
+    if level <= 2:
+        return None
+    return SnoopError("perf events refused", "kernel.perf_event_paranoid is %d, which this "
+                      "kernel may read as CAP_SYS_ADMIN only" % level,
+                      "as root: sysctl kernel.perf_event_paranoid=2, or run it with sudo")
 
 
 def check_btf():

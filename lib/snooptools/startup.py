@@ -1,6 +1,7 @@
 """Start-up: the object opened, configured for this kernel and the command
 line, loaded and attached, trying a tool's variants in turn where no
 tracepoint carries its events. Features are probed, never versions."""
+import errno
 import os
 
 from . import filters, kernel, libbpf, output, transport
@@ -21,7 +22,7 @@ def start(tool, args):
     in turn: a variant the kernel refuses (at load or attach) gives way to
     the next. Returns (object, transport factory); sets tool.variant to the
     one running and tool.clock to the clock of its events."""
-    refused = []
+    refused, denied = [], False
     variants = tool.variants or ((None, ()),)
     forced = os.environ.get("SNOOPTOOLS_VARIANT")
     if tool.variants and forced:        # tests prove each variant by name
@@ -52,8 +53,9 @@ def start(tool, args):
             tool.attach(obj, args)
         except (Refused, libbpf.LibbpfError) as e:
             obj.close()
+            denied = denied or getattr(e, "errno", None) == errno.EACCES
             if variant is None:
-                raise
+                raise denied and kernel.perf_events_restricted() or e
             why = e.why if isinstance(e, Refused) else \
                 "refused by the kernel (%s)" % os.strerror(e.errno)
             refused.append("%s: %s" % (variant, why))
@@ -62,7 +64,8 @@ def start(tool, args):
             obj.close()
             raise
         return obj, make_transport
-    raise SnoopError("cannot trace on this kernel", "; ".join(refused), tool.no_variant_hint)
+    raise denied and kernel.perf_events_restricted() or \
+        SnoopError("cannot trace on this kernel", "; ".join(refused), tool.no_variant_hint)
 
 
 def select_programs(tool, obj):

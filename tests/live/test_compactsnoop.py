@@ -43,8 +43,13 @@ def compact(*args, json_mode=True):
     child = held_child(COMPACT)
     if "--pid" not in args and "-p" not in args:
         args += ("--pid", str(child.pid))
-    with Tracer("compactsnoop", *args, json_mode=json_mode) as t:
-        rc, _, err = release(child)
+    try:
+        with Tracer("compactsnoop", *args, json_mode=json_mode) as t:
+            rc, _, err = release(child)
+    finally:
+        if child.poll() is None:    # the tracer did not start: no compaction
+            child.kill()
+            child.wait()
     assert rc == 0, err
     assert t.returncode == 0, t.stderr
     return t, child.pid

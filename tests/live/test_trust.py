@@ -71,9 +71,25 @@ AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
              "--bounding-set=-all," + CAPS, "--inh-caps=-all," + CAPS, "--ambient-caps=" + CAPS)
 
 
-def test_a_user_with_cap_bpf_perfmon_and_dac_read_search_not_root(tmp_path):
-    """CAP_BPF and CAP_PERFMON load and attach; tracefs's files are root's
-    (mode 0700), so reading a tracepoint's id takes CAP_DAC_READ_SEARCH."""
+PARANOID = "/proc/sys/kernel/perf_event_paranoid"
+
+
+@pytest.fixture
+def perf_paranoid():
+    """Set kernel.perf_event_paranoid for the test; the host's value after."""
+    with open(PARANOID) as f:
+        saved = f.read()
+
+    def set_level(level):
+        with open(PARANOID, "w") as f:
+            f.write(str(level))
+    yield set_level
+    set_level(saved.strip())
+
+
+def opens_traced_as_nobody(tmp_path):
+    """opensnoop as uid 65534 with CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH
+    only, sees a held child's open() exactly."""
     target = tmp_path / "as-nobody"
     target.write_text("x")
     child = held_child("cat " + str(target))
@@ -87,6 +103,32 @@ def test_a_user_with_cap_bpf_perfmon_and_dac_read_search_not_root(tmp_path):
     ev, = [e for e in t.events if e["path"] == str(target)]
     assert (ev["pid"], ev["comm"], ev["uid"], ev["err"]) == (child.pid, "cat", 0, 0)
     assert ev["fd"] >= 3
+
+
+def test_a_user_with_cap_bpf_perfmon_and_dac_read_search_not_root(tmp_path, perf_paranoid):
+    """CAP_BPF and CAP_PERFMON load and attach; tracefs's files are root's
+    (mode 0700), so reading a tracepoint's id takes CAP_DAC_READ_SEARCH.
+    At perf_event_paranoid 2, the upstream default (Debian's is 3)."""
+    perf_paranoid(2)
+    opens_traced_as_nobody(tmp_path)
+
+
+def test_paranoid_3_on_a_kernel_that_keeps_perf_events_to_cap_sys_admin(tmp_path,
+                                                                       perf_paranoid):
+    """Debian's kernels read perf_event_paranoid 3 as "no perf event without
+    CAP_SYS_ADMIN", so CAP_PERFMON cannot attach to a tracepoint, and one
+    line says which setting refuses it; upstream's read 3 as 2."""
+    perf_paranoid(3)
+    with open("/proc/version") as f:
+        if "Debian" not in f.read():
+            opens_traced_as_nobody(tmp_path)
+            return
+    r = subprocess.run([*AS_NOBODY, PYTHON, str(ROOT / "tools/opensnoop"), "--pid", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == ("opensnoop: perf events refused: kernel.perf_event_paranoid is 3, "
+                        "which this kernel may read as CAP_SYS_ADMIN only (as root: sysctl "
+                        "kernel.perf_event_paranoid=2, or run it with sudo)\n")
 
 
 def test_without_cap_dac_read_search_one_line_says_what_to_add():
