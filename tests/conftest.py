@@ -104,3 +104,21 @@ def no_process_left_running():
     if left:
         pytest.fail("the test left running: %s" % "; ".join(
             "%d %s" % kv for kv in sorted(left.items())), pytrace=False)
+
+
+_file_seconds = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    _file_seconds[path] = _file_seconds.get(path, 0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds per test file, slowest first: where a slow run's time goes
+    (the VM legs under emulation above all)."""
+    if not _file_seconds:
+        return
+    terminalreporter.section("seconds per file")
+    for path, seconds in sorted(_file_seconds.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line("%8.1f  %s" % (seconds, path))
