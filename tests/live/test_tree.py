@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from helpers import Tracer, held_child, release, run_tool
+from helpers import PYTHON, Tracer, held_child, release, run_tool
 
 # The root of the tree: a child it has before tracing, waiting on a fifo;
 # then, once told, a child that makes a grandchild. Each says its pid.
@@ -60,6 +60,34 @@ def test_exec_traces_the_whole_tree_of_its_command_and_ends_with_it():
     # the command's status is said, not the tool's
     assert t.returncode == 0
     assert t.stderr_lines[-1] == "/bin/sh exited with status 3\n"
+
+
+# A thread of the command opens a file and makes a child that opens another.
+THREADED = """\
+import os, subprocess, sys, threading
+def work():
+    open(sys.argv[1]).close()
+    child = subprocess.Popen(["/bin/cat", sys.argv[2]])
+    child.wait()
+    print(os.getpid(), threading.get_native_id(), child.pid, file=sys.stderr)
+t = threading.Thread(target=work)
+t.start()
+t.join()
+"""
+
+
+def test_threads_are_followed_with_their_process_and_so_are_their_children(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("")
+    b.write_text("")
+    with Tracer("opensnoop", "--path", str(tmp_path),
+                "--exec", PYTHON, "-c", THREADED, str(a), str(b)) as t:
+        t.proc.wait(timeout=30)
+    pid, thread, child = map(int, t.stderr_lines[-2].split())
+    by_thread, by_child = t.events
+    assert thread != pid        # a thread of the command's, not its first
+    assert (by_thread["pid"], by_thread["tid"], by_thread["path"]) == (pid, thread, str(a))
+    assert (by_child["pid"], by_child["tid"], by_child["path"]) == (child, child, str(b))
 
 
 def test_exited_processes_leave_the_map_and_a_full_map_is_reported():
