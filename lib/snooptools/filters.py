@@ -296,8 +296,8 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
     g.add_argument("--cgroup", type=cgroup, metavar="PATH",
                    help="only tasks in this cgroup v2 directory or below it")
     g.add_argument("--tree", type=tree.root, metavar="PID",
-                   help="only this process and the processes it makes (their "
-                        "descendants), followed from the start of tracing")
+                   help="only this process and its descendants: those it has, and "
+                        "those made while tracing (followed in the kernel)")
     g.add_argument("--exec", nargs=argparse.REMAINDER, metavar="CMD",
                    help="run CMD (with its arguments; last on the line) and trace only "
                         "it and its descendants; stop when it exits")
