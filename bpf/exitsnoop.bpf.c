@@ -25,16 +25,6 @@ struct event {
 
 SNOOP_EVENT(struct event);
 
-/* Is current the last thread of its process to exit? */
-static __always_inline bool group_dead(struct trace_event_raw_sched_process_exit *ctx,
-				       struct task_struct *task)
-{
-	if (bpf_core_field_exists(ctx->group_dead))
-		return ctx->group_dead;
-	/* before the tracepoint carried it: do_exit() has just counted us out */
-	return BPF_CORE_READ(task, signal, live.counter) == 0;
-}
-
 SEC("tracepoint/sched/sched_process_exit")
 int process_exit(struct trace_event_raw_sched_process_exit *ctx)
 {

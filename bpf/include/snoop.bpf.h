@@ -120,6 +120,34 @@ static __always_inline bool container_listed(u64 cgid)
 	return bpf_map_lookup_elem(&container_cgroups, &cgid);
 }
 
+/*
+ * --tree PID, --exec CMD: only the processes of one tree, by thread group
+ * id: the keys of tree_tgids. User space puts PID and the descendants it
+ * already has there (after attaching tree_fork and tree_exit, so that none
+ * is missed); tree_fork adds every process a followed one creates (a new
+ * thread of one is followed already: same tgid), tree_exit takes a process
+ * out when its last thread exits. A process the map has no room for is
+ * counted in tree_misses, which user space reports. Without --tree neither
+ * program is loaded (SEC("?...")), the map shrinks to one slot and the
+ * verifier prunes the check.
+ */
+const volatile bool filter_tree = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 32768);	/* user space sizes it */
+	__type(key, u32);
+	__type(value, u8);
+} tree_tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} tree_misses SEC(".maps");
+
 /* current's task_struct may be read directly (bpf_get_current_task_btf,
  * where user space found it): its uid and comm are then a few loads, not
  * a helper call each (~40 ns each, on every event; fill_task()). */
@@ -159,6 +187,8 @@ static __always_inline bool should_trace(void)
 		return false;
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
 		return false;
+	if (filter_tree && !bpf_map_lookup_elem(&tree_tgids, &tgid))
+		return false;
 	if (filter_tids && !bpf_map_lookup_elem(&tid_filter, &tid))
 		return false;
 	if (filter_uid != SNOOP_UNSET && (u32)bpf_get_current_uid_gid() != filter_uid)
@@ -192,6 +222,50 @@ static __always_inline bool should_trace(void)
 	    container_listed(current_cgroup_id()) != (filter_containers == CONTAINERS_ONLY))
 		return false;
 	return true;
+}
+
+/* Is current, exiting, the last thread of its process to exit? */
+static __always_inline bool group_dead(struct trace_event_raw_sched_process_exit *ctx,
+				       struct task_struct *task)
+{
+	if (bpf_core_field_exists(ctx->group_dead))
+		return ctx->group_dead;
+	/* before the tracepoint carried it: do_exit() has just counted us out */
+	return BPF_CORE_READ(task, signal, live.counter) == 0;
+}
+
+/* A followed process made a process: follow it too. (current is the
+ * maker, the child not yet running; a new thread has current's tgid.) */
+SEC("?raw_tp/sched_process_fork")
+int BPF_PROG(tree_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32, new_tgid;
+	u8 one = 1;
+
+	if (!bpf_map_lookup_elem(&tree_tgids, &tgid))
+		return 0;
+	new_tgid = BPF_CORE_READ(child, tgid);
+	if (new_tgid != tgid && bpf_map_update_elem(&tree_tgids, &new_tgid, &one, BPF_ANY)) {
+		u32 zero = 0;
+		u64 *n = bpf_map_lookup_elem(&tree_misses, &zero);
+
+		if (n)
+			(*n)++;
+	}
+	return 0;
+}
+
+/* A followed process is gone: its tgid may be reused by anyone. User space
+ * attaches this after the tool's own programs, which run first at the
+ * same tracepoint (exitsnoop's event of the process's exit). */
+SEC("?tracepoint/sched/sched_process_exit")
+int tree_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (group_dead(ctx, (struct task_struct *)bpf_get_current_task()))
+		bpf_map_delete_elem(&tree_tgids, &tgid);
+	return 0;
 }
 
 /* ---- event transport (see snooptools/transport.py) ---- */
@@ -391,7 +465,7 @@ struct syscall_exit {
  * event to a task other than current asks before it guesses.) */
 static __always_inline bool task_filtered(void)
 {
-	return filter_pid || filter_pids || filter_tids || filter_uid != SNOOP_UNSET ||
+	return filter_pid || filter_pids || filter_tree || filter_tids || filter_uid != SNOOP_UNSET ||
 	       filter_comm[0] || filter_cgroup || filter_cgroupmap || filter_mntnsmap ||
 	       filter_containers;
 }

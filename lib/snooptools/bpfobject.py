@@ -107,6 +107,7 @@ class BPFObject:
                                 what="opening " + path, hint="rebuild it with make")
         self._links = []
         self._maps = {}
+        self._deferred = set()      # programs attach() passes by
         self.loaded = False
         self.types = btf.TypeInfo(self._lib.bpf_object__btf(self._obj))
         self._rodata = self.types.datasec(".rodata")
@@ -231,12 +232,30 @@ class BPFObject:
 
     def attach(self):
         """Attach every loaded program whose section libbpf can attach itself
-        (a uprobe section without a target is the driver's to attach)."""
+        (a uprobe section without a target is the driver's to attach), but
+        those left to attach_program() (defer_attach())."""
         for name, section, prog in self.programs():
-            if section in ("uprobe", "uretprobe") or not self._lib.bpf_program__autoload(prog):
+            if section in ("uprobe", "uretprobe") or not self._lib.bpf_program__autoload(prog) \
+                    or name in self._deferred:
                 continue
-            self._links.append(libbpf.call(
-                "bpf_program__attach", prog, what="attaching %s (%s)" % (name, section)))
+            self._attach(name, section, prog)
+
+    def defer_attach(self, *names):
+        """Leave programs names out of attach(): their owner attaches them,
+        with attach_program(), when its turn comes (programs at one
+        tracepoint run in the order they were attached)."""
+        self._deferred.update(names)
+
+    def attach_program(self, name):
+        """Attach one program where its section says (libbpf's way)."""
+        for pname, section, prog in self.programs():
+            if pname == name:
+                return self._attach(name, section, prog)
+        raise SnoopError("internal: %s has no program %s" % (self.name, name))
+
+    def _attach(self, name, section, prog):
+        self._links.append(libbpf.call(
+            "bpf_program__attach", prog, what="attaching %s (%s)" % (name, section)))
 
     def attach_tracepoint(self, name, tracepoint):
         """Attach program name to one more tracepoint ("category/event"): one
@@ -273,6 +292,16 @@ class BPFObject:
         kbuf, vbuf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
         libbpf.call("bpf_map_update_elem", self.map_fd(name), kbuf, vbuf, 0,
                     what="filling map " + name)
+
+    def delete(self, name, key):
+        """Take bytes key out of map name (nothing when it is not there)."""
+        kbuf = ctypes.create_string_buffer(key, len(key))
+        try:
+            libbpf.call("bpf_map_delete_elem", self.map_fd(name), kbuf,
+                        what="emptying map " + name)
+        except libbpf.LibbpfError as e:
+            if e.errno != errno.ENOENT:
+                raise
 
     def lookup(self, name, key, value_size):
         """The bytes under bytes key in map name, or None when it has none."""

@@ -14,9 +14,6 @@ def parser(tool):
         prog=tool.name, description=tool.description, formatter_class=_HelpFormatter,
         epilog="examples:\n" + tool.examples if tool.examples else None)
     tool.add_arguments(p)
-    if tool.exec_option:
-        p.add_argument("--exec", nargs=argparse.REMAINDER, metavar="CMD",
-                       help="run CMD (with its arguments) and trace only it; stop when it exits")
     filters.add_arguments(p, tool.short_pid, tool.short_tid, tool.short_uid, tool.short_comm,
                           tool.uid_help, tool.filter_maps)
     g = p.add_argument_group("output and run time")
@@ -47,11 +44,7 @@ def parse(tool, argv):
     """args, checked as far as the command line can tell, and the parser."""
     p = parser(tool)
     args = p.parse_args(argv)
-    if getattr(args, "exec", None) is not None:
-        if not args.exec:
-            p.error("--exec needs a command")
-        if args.pid:
-            p.error("--exec and --pid cannot be used together")
+    filters.check(args, p.error)
     return args, p
 
 

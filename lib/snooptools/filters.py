@@ -1,4 +1,5 @@
 """The common filters, written once: --pid, --tid, --uid, --comm, --cgroup,
+--tree and --exec (a process tree followed in the kernel: tree.py),
 BCC's --cgroupmap and --mntnsmap (a BPF hash map the user pins and fills),
 and --container, --all-containers, --host-only (containers.py finds their
 cgroups; refresher() keeps the kernel's set of them up to date while
@@ -7,16 +8,18 @@ argument types that turn what a user names into what the kernel side
 filters on (a port, an open flag, a mount namespace, a tty, a disk).
 
 add_arguments() puts them on a tool's parser (with that tool's BCC short
-letters); apply() writes the matching .rodata knobs before load and fill()
-fills the filter maps after load. Every one is checked in the kernel, in
-should_trace() of bpf/include/snoop.bpf.h, before anything is copied.
+letters) and check() refuses what cannot go together; apply() writes the
+matching .rodata knobs before load, fill() fills the filter maps after load
+and follow() starts following --tree's tree once every probe is attached.
+Every one is checked in the kernel, in should_trace() of
+bpf/include/snoop.bpf.h, before anything is copied.
 """
 import argparse
 import os
 import struct
 import time
 
-from . import kernel
+from . import kernel, tree
 from .abi import PTS_MAJORS
 from .bpfobject import map_type_name, open_pinned_map
 from .errors import SnoopError, UsageError
@@ -292,6 +295,12 @@ def add_arguments(parser, pid=None, tid=None, uid=None, comm_=None, uid_help=Non
                    help="only tasks whose name (comm) is exactly NAME")
     g.add_argument("--cgroup", type=cgroup, metavar="PATH",
                    help="only tasks in this cgroup v2 directory or below it")
+    g.add_argument("--tree", type=tree.root, metavar="PID",
+                   help="only this process and its descendants: those it has, and "
+                        "those made while tracing (followed in the kernel)")
+    g.add_argument("--exec", nargs=argparse.REMAINDER, metavar="CMD",
+                   help="run CMD (with its arguments; last on the line) and trace only "
+                        "it and its descendants; stop when it exits")
     if maps:
         g.add_argument("--cgroupmap", type=pinned, metavar="MAPPATH",
                        help="only tasks whose cgroup v2 id is a key of the BPF hash map "
@@ -317,6 +326,25 @@ def _flags(short, long):
     return (short, long) if short else (long,)
 
 
+def check(args, error):
+    """Refuse combinations of the common filters that mean nothing:
+    error(message) does (the parser's error(), exit 2). --tree with --pid
+    is both (the processes of the tree among those pids), as every two
+    filters are."""
+    if args.exec is not None:
+        if not args.exec:
+            error("--exec needs a command")
+        for option, value in (("--pid", args.pid), ("--tree", args.tree)):
+            if value:
+                error("--exec and %s cannot be used together" % option)
+
+
+def tree_root(args):
+    """The pid whose tree is followed (--tree's, or --exec's command once
+    started), or None."""
+    return getattr(args, "tree", None)
+
+
 def apply(obj, args):
     """Write the filter knobs of args into obj's .rodata (before load)."""
     knobs = {}
@@ -332,6 +360,7 @@ def apply(obj, args):
         knobs["filter_comm"] = args.comm.encode()
     if args.cgroup:
         knobs["filter_cgroup"] = True
+    tree.configure(obj, tree_root(args))
     name = getattr(args, "name_contains", None)
     if name:
         name = os.fsencode(name)[:COMM_LEN]     # 16 bytes: in no comm
@@ -406,6 +435,22 @@ def fill(obj, args):
     selection = container_selection(args)
     if selection is not None:
         _add_cgroups(obj, selection.ids, selection.ids)
+
+
+def follow(obj, args):
+    """Once every probe of obj is attached: follow the tree of --tree (or
+    of --exec's command, held before its exec: no child to look for)."""
+    pid = tree_root(args)
+    if pid is not None:
+        args._tree_unseeded = tree.follow(obj, pid, walk=not getattr(args, "exec", None))
+
+
+def tree_misses(obj, args):
+    """The processes of the followed tree left out for want of room in the
+    kernel's map (at the start or since); None without --tree or --exec."""
+    if tree_root(args) is None:
+        return None
+    return tree.misses(obj) + getattr(args, "_tree_unseeded", 0)
 
 
 CONTAINER_BITS_WORDS = 1024     # as in snoop.bpf.h

@@ -166,6 +166,8 @@ def _bind():
     _proto("bpf_map_update_elem", c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_uint64)
     # int bpf_map_lookup_elem(int fd, const void *key, void *value);
     _proto("bpf_map_lookup_elem", c.c_int, c.c_int, c.c_void_p, c.c_void_p)
+    # int bpf_map_delete_elem(int fd, const void *key);
+    _proto("bpf_map_delete_elem", c.c_int, c.c_int, c.c_void_p)
     # __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32 kind);
     _proto("btf__find_by_name_kind", c.c_int32, BTF, c.c_char_p, c.c_uint32)
     # const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);

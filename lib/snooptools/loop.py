@@ -3,12 +3,13 @@ the kernel's buffer every POLL_SECONDS at the longest, decodes each record
 with the decoder made for the tool (decoder()), writes each batch through
 stdout's sink, reports lost events as they grow, and ends between drains
 at Ctrl-C, SIGTERM, SIGHUP, --duration or the end of --exec's command."""
+import functools
 import os
 import signal
 import sys
 import time
 
-from . import filters, output, sink
+from . import filters, output, sink, tree
 from .errors import SnoopError
 from .output import kstr
 
@@ -28,6 +29,7 @@ def trace(tool, obj, buf, args):
             out.write(rec)
     handle = decoder(tool, obj.layout("event"), emit)
     refresh = filters.refresher(obj, args)
+    misses = functools.partial(filters.tree_misses, obj, args)
 
     # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
     # never inside one: an exception raised mid-drain would leave records
@@ -42,14 +44,14 @@ def trace(tool, obj, buf, args):
 
     handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
     try:
-        return _loop(tool, buf, args, out, summary, handle, refresh)
+        return _loop(tool, buf, args, out, summary, handle, refresh, misses)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         stdout.close()
 
 
-def _loop(tool, buf, args, out, summary, handle, refresh=None):
+def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: None):
     stopping, stdout, child = tool.stopping, tool.stdout, tool.child
     tool.out = out
     tool.status(args, tool.tracing)
@@ -61,6 +63,7 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None):
     deadline = now + args.duration if args.duration else None
     stdout.stop_at = deadline
     lost_at, lost_seen = now + LOST_CHECK_SECONDS, 0
+    missed = 0          # processes of the tree not followed, once said
     while not stopping:
         timeout = POLL_SECONDS
         if deadline is not None:
@@ -77,19 +80,23 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None):
             refresh(now)
         if now >= lost_at:
             lost_seen = report_lost(buf, lost_seen)
+            missed = report_misses(misses, missed)
             lost_at = now + LOST_CHECK_SECONDS
     stdout.stop()               # what is left waits a bounded time for the reader
     buf.wait(0)
     buf.drain(handle)
     out.flush()
     lost_seen = report_lost(buf, lost_seen)
+    missed = report_misses(misses, missed)
+    if child and child.exited():
+        tool.status(args, child.outcome())
     tool.finish(args, out)
     if stdout.unwritten:
         say("%d events not written: %s" % (
             stdout.unwritten, "stdout's reader did not take them within %g s of the stop"
             % sink.STOP_WAIT_SECONDS if len(stopping) < 2 else "stopped by a second signal"))
     if summary is not None:
-        text = summary.render(lost_seen, stdout.unwritten)
+        text = summary.render(lost_seen, stdout.unwritten, misses())
         if args.json:
             say(text, end="")
         else:
@@ -157,6 +164,19 @@ def report_lost(buf, seen):
     return lost
 
 
+def report_misses(misses, said):
+    """Say once that processes of the followed tree were left out (the
+    kernel's map of them was full): misses() counts them (None: no tree
+    is followed). The count so far, or said."""
+    if said:
+        return said
+    n = misses()
+    if n:
+        say("%d processes of the tree not followed: its map is full (%d processes; "
+            "%s=N sets the size)" % (n, tree.max_entries(), tree.MAX_ENV))
+    return n
+
+
 def say(text, end="\n"):
     """A line on stderr, for the user: a closed or failing stderr is no
     reason to fail (the events went to stdout)."""
@@ -172,6 +192,7 @@ class Child:
     attached, so that its whole life is traced (--exec)."""
 
     def __init__(self, argv):
+        self.argv = argv
         r, self._w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
@@ -191,6 +212,17 @@ class Child:
         os.write(self._w, b"x")
         os.close(self._w)
         self._w = None
+
+    def outcome(self):
+        """How the command ended, for a status line."""
+        if os.WIFSIGNALED(self._status):
+            sig = os.WTERMSIG(self._status)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = "signal %d" % sig
+            return "%s was killed by %s" % (self.argv[0], name)
+        return "%s exited with status %d" % (self.argv[0], os.WEXITSTATUS(self._status))
 
     def exited(self):
         if self._status is None:

@@ -322,13 +322,17 @@ class Summary:
             v = rec.get(self.key)
             self.by_key[tuple(v) if isinstance(v, list) else v] += 1
 
-    def render(self, lost, unwritten=0, top=20):
+    def render(self, lost, unwritten=0, not_followed=None, top=20):
+        """not_followed: with --tree or --exec, the processes of the tree
+        left out (the kernel's map of them full)."""
         try:
             from tabulate import tabulate
         except ImportError:
             return "summary unavailable: the tabulate module is missing (pip install tabulate)\n"
         parts = ["%d events, %d lost" % (self.events, lost)
-                 + (", %d not written" % unwritten if unwritten else "")]
+                 + (", %d not written" % unwritten if unwritten else "")
+                 + ("; %d processes of the tree not followed" % not_followed
+                    if not_followed is not None else "")]
         rows = [(escape(c), p, n) for (c, p), n in self.by_task.most_common(top)]
         parts.append(tabulate(rows, headers=["COMM", "PID", "EVENTS"]))
         if self.key:

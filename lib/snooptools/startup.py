@@ -51,6 +51,7 @@ def start(tool, args):
             # event (not even the tool's own start-up) has a negative time
             tool.clock = output.Clock()
             tool.attach(obj, args)
+            filters.follow(obj, args)
         except (Refused, libbpf.LibbpfError) as e:
             obj.close()
             denied = denied or getattr(e, "errno", None) == errno.EACCES

@@ -55,7 +55,6 @@ class Tool:
     time_width, timestamp_width, timestamp_decimals = -9, -8, 3
     own_time = False
     summary_key = summary_header = None
-    exec_option = False          # offer --exec CMD: run CMD and trace only it
     # Fields beyond BCC's columns are shown in text only when asked for:
     # extended, the help of -e/--extended (None: the tool has none), which
     # sets args.extended; extended_aliases, BCC's own spellings of it.
@@ -192,9 +191,9 @@ class Tool:
             # the perf buffer (old kernels) is per CPU: split the same memory
             pages = max(1, (self.ring_bytes >> 12) // kernel.online_cpus())
             self.perf_pages = 1 << (pages.bit_length() - 1)     # a power of two
-        if getattr(args, "exec", None):
+        if args.exec:
             self.child = Child(args.exec)
-            args.pid = [self.child.pid]
+            args.tree = self.child.pid      # its tree, from before its exec
         obj, make_transport = startup.start(self, args)
         with obj:
             buf = make_transport()

@@ -4,7 +4,7 @@
 import pytest
 
 from helpers import ROOT, fentry_allowed
-from snooptools import kernel, transport
+from snooptools import kernel, transport, tree
 from snooptools.bpfobject import BPFObject
 
 OBJECTS = sorted(p.name.removesuffix(".bpf.o") for p in (ROOT / "build" / "bpf").glob("*.bpf.o"))
@@ -29,6 +29,8 @@ def test_object_loads(name, everything_on):
             # cannot be attached: they share their type with uprobes
         transport.choose(obj)
         if everything_on:
+            for prog in (tree.FORK, tree.EXIT):     # loaded only with --tree, --exec
+                obj.set_autoload(prog, True)
             knobs = {}
             for var, (_, size, tid) in obj._rodata.items():
                 info = obj.types.int_info(tid)
