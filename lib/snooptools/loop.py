@@ -21,12 +21,11 @@ def trace(tool, obj, buf, args):
     """Print tool's events from buf until stopped; the exit status."""
     out = tool.writer(args)
     summary = output.Summary(tool.summary_key, tool.summary_header) if args.summary else None
-    emit = out.write
-    if summary is not None:
-        def emit(rec):
-            summary.add(rec)
-            out.write(rec)
-    handle = decoder(tool, obj.layout("event"), emit)
+    export = None
+    if getattr(args, "otlp", None) is not None:
+        from . import otlp
+        export = otlp.start(tool, args)
+    handle = decoder(tool, obj.layout("event"), emitter(out, summary, export, args))
     refresh = filters.refresher(obj, args)
 
     # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
@@ -42,18 +41,41 @@ def trace(tool, obj, buf, args):
 
     handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
     try:
-        return _loop(tool, buf, args, out, summary, handle, refresh)
+        return _loop(tool, buf, args, out, summary, handle, refresh, export)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         stdout.close()
 
 
-def _loop(tool, buf, args, out, summary, handle, refresh=None):
+def emitter(out, summary, export, args):
+    """emit(rec), the decoder's: rec to the summary, to the writer, and with
+    the line the writer made of it to the export (--otlp; with --otlp-only
+    the writer keeps nothing)."""
+    write = out.text if getattr(args, "otlp_only", False) else out.write
+    if export is not None:
+        add = export.add
+        if summary is None:
+            def emit(rec):
+                add((rec, write(rec)))
+        else:
+            def emit(rec):
+                summary.add(rec)
+                add((rec, write(rec)))
+        return emit
+    if summary is not None:
+        def emit(rec):
+            summary.add(rec)
+            write(rec)
+        return emit
+    return write
+
+
+def _loop(tool, buf, args, out, summary, handle, refresh=None, export=None):
     stopping, stdout, child = tool.stopping, tool.stdout, tool.child
     tool.out = out
     tool.status(args, tool.tracing)
-    if not tool.deferred(args):
+    if not tool.deferred(args) and not getattr(args, "otlp_only", False):
         out.header()
     if child:
         child.release()
@@ -70,6 +92,8 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None):
         buf.wait(timeout)       # a signal ends it within POLL_SECONDS
         buf.drain(handle)
         out.flush()
+        if export:
+            export.flush()
         if child and child.exited():
             break
         now = time.monotonic()
@@ -77,19 +101,25 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None):
             refresh(now)
         if now >= lost_at:
             lost_seen = report_lost(buf, lost_seen)
+            if export:
+                report_export(export, args)
             lost_at = now + LOST_CHECK_SECONDS
     stdout.stop()               # what is left waits a bounded time for the reader
     buf.wait(0)
     buf.drain(handle)
     out.flush()
     lost_seen = report_lost(buf, lost_seen)
+    if export:
+        # within the same bounded wait as stdout's
+        export.close(stdout.give_up_at, lambda: len(stopping) > 1)
+        report_export(export, args)
     tool.finish(args, out)
     if stdout.unwritten:
         say("%d events not written: %s" % (
             stdout.unwritten, "stdout's reader did not take them within %g s of the stop"
             % sink.STOP_WAIT_SECONDS if len(stopping) < 2 else "stopped by a second signal"))
     if summary is not None:
-        text = summary.render(lost_seen, stdout.unwritten)
+        text = summary.render(lost_seen, stdout.unwritten, export and export.dropped)
         if args.json:
             say(text, end="")
         else:
@@ -111,7 +141,8 @@ def decoder(tool, layout, emit):
     head = set(layout.names)
     args = tool.args
     resolver = tool.containers = None
-    wanted = args is not None and (args.json or filters.container_column(args))
+    wanted = args is not None and (args.json or filters.container_column(args)
+                                   or getattr(args, "otlp", None) is not None)
     if "cgroup_id" in head and wanted:
         from . import containers
         resolver = tool.containers = containers.Resolver()
@@ -155,6 +186,16 @@ def report_lost(buf, seen):
     if lost > seen:
         say("%d events lost" % (lost - seen))
     return lost
+
+
+def report_export(export, args):
+    """Say how many more events could not be exported, and why; and (a
+    status line) when the collector began to fail or answers again."""
+    lines, status = export.news()
+    for line in lines:
+        say(line)
+    if status and not args.quiet:
+        say(status)
 
 
 def say(text, end="\n"):
