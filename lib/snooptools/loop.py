@@ -3,6 +3,7 @@ the kernel's buffer every POLL_SECONDS at the longest, decodes each record
 with the decoder made for the tool (decoder()), writes each batch through
 stdout's sink, reports lost events as they grow, and ends between drains
 at Ctrl-C, SIGTERM, SIGHUP, --duration or the end of --exec's command."""
+import itertools
 import os
 import signal
 import sys
@@ -54,14 +55,22 @@ def emitter(out, summary, export, args):
     the writer keeps nothing)."""
     write = out.text if getattr(args, "otlp_only", False) else out.write
     if export is not None:
-        add = export.add
+        # A drain lasts as long as events come faster than it reads them:
+        # the export is handed them every FLUSH_EVERY events too, not only
+        # after the drain (its memory bound is kept there).
+        add, flush, count, every = export.add, export.flush, itertools.count(1), \
+            export.FLUSH_EVERY - 1
         if summary is None:
             def emit(rec):
                 add((rec, write(rec)))
+                if not next(count) & every:
+                    flush()
         else:
             def emit(rec):
                 summary.add(rec)
                 add((rec, write(rec)))
+                if not next(count) & every:
+                    flush()
         return emit
     if summary is not None:
         def emit(rec):

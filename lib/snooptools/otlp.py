@@ -454,6 +454,8 @@ class Exporter:
     in waiting, and those the encoder took (seen) but that are neither
     delivered nor dropped since. What is left at close() is dropped."""
 
+    FLUSH_EVERY = 1024      # events a drain hands over at a time (a power of two)
+
     def __init__(self, tool, transport, gzip=True, clock=time.monotonic):
         self.url = transport.url
         self.transport, self.clock, self.gzip = transport, clock, gzip

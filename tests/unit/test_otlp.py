@@ -375,3 +375,25 @@ def test_a_tool_without_otlp_imports_nothing_of_it():
                                        text=True, check=True).stdout.strip()
     assert "snooptools.otlp" not in run("--pid", "1", "--json")
     assert "snooptools.otlp" in run("--otlp", "collector")
+
+
+def test_a_long_drain_hands_its_events_over_as_it_goes(monkeypatch):
+    from snooptools import loop
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch, batch=100)
+    ex.FLUSH_EVERY = 4
+
+    class Out:
+        @staticmethod
+        def write(rec):
+            return "line %d\n" % rec["pid"]
+    emit = loop.emitter(Out, None, ex, argparse.Namespace(otlp_only=False))
+    for pid in range(10):                       # one drain, never ended
+        emit(dict(OPEN, pid=pid))
+    assert sum(type(x) is int for x in ex.waiting) == 2     # marked twice already
+    encode(ex)
+    assert len(ex.ready) == 8 and len(ex.chunk) == 2        # the last two wait for a mark
+    clock.now += otlp.MAX_AGE_SECONDS
+    encode(ex)
+    ex.send_step()
+    assert c.delivered == ["line %d" % pid for pid in range(8)]
