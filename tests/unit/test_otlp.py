@@ -4,7 +4,6 @@ headers, and the exporter's batching, retries and loss accounting, driven
 step by step with a fake clock and a fake collector."""
 import argparse
 import gzip
-import json
 import random
 import time
 
