@@ -37,7 +37,41 @@ def parser(tool):
                         "bigger rides out longer bursts" % (tool.ring_bytes >> 20))
     g.add_argument("--quiet", action="store_true", help="no status lines on stderr")
     g.add_argument("--verbose", action="store_true", help="show libbpf's log on stderr")
+    add_export_arguments(p)
     return p
+
+
+def add_export_arguments(p):
+    """--otlp and its companions (a future snoop command has them too)."""
+    g = p.add_argument_group("export to an OpenTelemetry Collector")
+    g.add_argument("--otlp", nargs="?", const="", type=otlp_url, metavar="URL",
+                   help="also send each event as an OTLP log record over OTLP/HTTP to "
+                        "URL/v1/logs ([http[s]://]HOST[:PORT], port 4318 unless given); "
+                        "without URL, where OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or "
+                        "OTEL_EXPORTER_OTLP_ENDPOINT say, else localhost:4318")
+    g.add_argument("--otlp-only", action="store_true",
+                   help="with --otlp: events go to the collector only, none to stdout")
+    g.add_argument("--otlp-header", action="append", type=otlp_header, metavar="KEY=VALUE",
+                   help="a header of every request, as an auth token (repeatable; over "
+                        "OTEL_EXPORTER_OTLP_HEADERS)")
+
+
+def otlp_url(text):
+    if text == "":
+        return text                 # --otlp alone: the environment says where
+    from . import otlp
+    try:
+        return otlp.cli_url(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def otlp_header(text):
+    from . import otlp
+    try:
+        return otlp.cli_header(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse(tool, argv):
@@ -45,6 +79,8 @@ def parse(tool, argv):
     p = parser(tool)
     args = p.parse_args(argv)
     filters.check(args, p.error)
+    if args.otlp is None and (args.otlp_only or args.otlp_header):
+        p.error("--otlp-only and --otlp-header go with --otlp")
     return args, p
 
 

@@ -4,6 +4,7 @@ with the decoder made for the tool (decoder()), writes each batch through
 stdout's sink, reports lost events as they grow, and ends between drains
 at Ctrl-C, SIGTERM, SIGHUP, --duration or the end of --exec's command."""
 import functools
+import itertools
 import os
 import signal
 import sys
@@ -22,12 +23,11 @@ def trace(tool, obj, buf, args):
     """Print tool's events from buf until stopped; the exit status."""
     out = tool.writer(args)
     summary = output.Summary(tool.summary_key, tool.summary_header) if args.summary else None
-    emit = out.write
-    if summary is not None:
-        def emit(rec):
-            summary.add(rec)
-            out.write(rec)
-    handle = decoder(tool, obj.layout("event"), emit)
+    export = None
+    if getattr(args, "otlp", None) is not None:
+        from . import otlp
+        export = otlp.start(tool, args)
+    handle = decoder(tool, obj.layout("event"), emitter(out, summary, export, args))
     refresh = filters.refresher(obj, args)
     misses = functools.partial(filters.tree_misses, obj, args)
 
@@ -44,18 +44,50 @@ def trace(tool, obj, buf, args):
 
     handlers = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
     try:
-        return _loop(tool, buf, args, out, summary, handle, refresh, misses)
+        return _loop(tool, buf, args, out, summary, handle, refresh, misses, export)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         stdout.close()
 
 
-def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: None):
+def emitter(out, summary, export, args):
+    """emit(rec), the decoder's: rec to the summary, to the writer, and with
+    the line the writer made of it to the export (--otlp; with --otlp-only
+    the writer keeps nothing)."""
+    write = out.text if getattr(args, "otlp_only", False) else out.write
+    if export is not None:
+        # A drain lasts as long as events come faster than it reads them:
+        # the export is handed them every FLUSH_EVERY events too, not only
+        # after the drain (its memory bound is kept there).
+        add, flush, count, every = export.add, export.flush, itertools.count(1), \
+            export.FLUSH_EVERY - 1
+        if summary is None:
+            def emit(rec):
+                add((rec, write(rec)))
+                if not next(count) & every:
+                    flush()
+        else:
+            def emit(rec):
+                summary.add(rec)
+                add((rec, write(rec)))
+                if not next(count) & every:
+                    flush()
+        return emit
+    if summary is not None:
+        def emit(rec):
+            summary.add(rec)
+            write(rec)
+        return emit
+    return write
+
+
+def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: None,
+          export=None):
     stopping, stdout, child = tool.stopping, tool.stdout, tool.child
     tool.out = out
     tool.status(args, tool.tracing)
-    if not tool.deferred(args):
+    if not tool.deferred(args) and not getattr(args, "otlp_only", False):
         out.header()
     if child:
         child.release()
@@ -73,6 +105,8 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: No
         buf.wait(timeout)       # a signal ends it within POLL_SECONDS
         buf.drain(handle)
         out.flush()
+        if export:
+            export.flush()
         if child and child.exited():
             break
         now = time.monotonic()
@@ -81,6 +115,8 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: No
         if now >= lost_at:
             lost_seen = report_lost(buf, lost_seen)
             missed = report_misses(misses, missed)
+            if export:
+                report_export(export, args)
             lost_at = now + LOST_CHECK_SECONDS
     stdout.stop()               # what is left waits a bounded time for the reader
     buf.wait(0)
@@ -90,13 +126,18 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: No
     missed = report_misses(misses, missed)
     if child and child.exited():
         tool.status(args, child.outcome())
+    if export:
+        # within the same bounded wait as stdout's
+        export.close(stdout.give_up_at, lambda: len(stopping) > 1)
+        report_export(export, args)
     tool.finish(args, out)
     if stdout.unwritten:
         say("%d events not written: %s" % (
             stdout.unwritten, "stdout's reader did not take them within %g s of the stop"
             % sink.STOP_WAIT_SECONDS if len(stopping) < 2 else "stopped by a second signal"))
     if summary is not None:
-        text = summary.render(lost_seen, stdout.unwritten, misses())
+        text = summary.render(lost_seen, stdout.unwritten, misses(),
+                              export and export.dropped)
         if args.json:
             say(text, end="")
         else:
@@ -118,7 +159,8 @@ def decoder(tool, layout, emit):
     head = set(layout.names)
     args = tool.args
     resolver = tool.containers = None
-    wanted = args is not None and (args.json or filters.container_column(args))
+    wanted = args is not None and (args.json or filters.container_column(args)
+                                   or getattr(args, "otlp", None) is not None)
     if "cgroup_id" in head and wanted:
         from . import containers
         resolver = tool.containers = containers.Resolver()
@@ -175,6 +217,16 @@ def report_misses(misses, said):
         say("%d processes of the tree not followed: its map is full (%d processes; "
             "%s=N sets the size)" % (n, tree.max_entries(), tree.MAX_ENV))
     return n
+
+
+def report_export(export, args):
+    """Say how many more events could not be exported, and why; and (a
+    status line) when the collector began to fail or answers again."""
+    lines, status = export.news()
+    for line in lines:
+        say(line)
+    if status and not args.quiet:
+        say(status)
 
 
 def say(text, end="\n"):

@@ -140,10 +140,19 @@ class TextWriter:
         self.sink.write((self._head % tuple(c.header for c in self.columns)).rstrip() + "\n")
 
     def write(self, rec):
+        """Keep rec's line (lines, with rows) for the next flush; return it."""
         if self._rows:
-            self._pending.append("".join(map(self._line, self._rows(rec))))
+            line = "".join(map(self._line, self._rows(rec)))
         else:
-            self._pending.append(self._line(rec))
+            line = self._line(rec)
+        self._pending.append(line)
+        return line
+
+    def text(self, rec):
+        """rec's line as write() makes it, kept for no flush (--otlp-only)."""
+        line = self.write(rec)
+        self._pending.pop()
+        return line
 
     def flush(self):
         """Write the lines of the events since the last flush (one entry of
@@ -294,6 +303,13 @@ class JsonWriter:
                     rec[k] = [json_safe(x) if isinstance(x, str) else x for x in v]
             line = self._generic(rec)
         self._pending.append(line)
+        return line
+
+    def text(self, rec):
+        """rec's line as write() makes it, kept for no flush (--otlp-only)."""
+        line = self.write(rec)
+        self._pending.pop()
+        return line
 
     def flush(self):
         if self._pending:
@@ -322,15 +338,17 @@ class Summary:
             v = rec.get(self.key)
             self.by_key[tuple(v) if isinstance(v, list) else v] += 1
 
-    def render(self, lost, unwritten=0, not_followed=None, top=20):
+    def render(self, lost, unwritten=0, not_followed=None, unexported=None, top=20):
         """not_followed: with --tree or --exec, the processes of the tree
-        left out (the kernel's map of them full)."""
+        left out (the kernel's map of them full); unexported: the events
+        not exported (None: no export)."""
         try:
             from tabulate import tabulate
         except ImportError:
             return "summary unavailable: the tabulate module is missing (pip install tabulate)\n"
         parts = ["%d events, %d lost" % (self.events, lost)
                  + (", %d not written" % unwritten if unwritten else "")
+                 + (", %d not exported" % unexported if unexported is not None else "")
                  + ("; %d processes of the tree not followed" % not_followed
                     if not_followed is not None else "")]
         rows = [(escape(c), p, n) for (c, p), n in self.by_task.most_common(top)]

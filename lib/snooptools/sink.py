@@ -65,6 +65,11 @@ class Sink:
         self._poll = select.poll()
         self._poll.register(self._out if self._sock is None else self._sock, select.POLLOUT)
 
+    @property
+    def give_up_at(self):
+        """When a stopping tool stops waiting for the reader (monotonic)."""
+        return self._give_up_at
+
     def stop(self):
         """The tool is stopping (the first call), or must stop now (another)."""
         self._stops += 1

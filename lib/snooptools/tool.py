@@ -140,6 +140,8 @@ class Tool:
         args, parser = cli.parse(self, argv)
         self.args = args
         self.validate(args, parser)
+        if args.otlp is not None and self.deferred(args):
+            parser.error("--otlp sends events as they come, not a table made at exit")
         return args, parser
 
     @classmethod

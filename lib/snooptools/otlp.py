@@ -1,0 +1,743 @@
+"""--otlp: each event as an OTLP log record, sent over OTLP/HTTP (JSON,
+gzip) to an OpenTelemetry Collector by a thread beside the poll loop.
+Imported only when --otlp is given.
+
+    the poll loop      add((rec, line)) per event: one append to a deque;
+                       flush() after each drain: a time mark, a wake-up
+    the export thread  encodes the records (a function made per record
+                       shape, as output.py does for --json), cuts batches
+                       by count (BATCH_RECORDS) and by age (MAX_AGE_SECONDS),
+                       gzips them and POSTs them one at a time, retrying
+                       with backoff on 429/502/503/504 and on connection
+                       errors
+    at the stop        close(): what is queued goes out within the stop's
+                       bounded wait (sink.STOP_WAIT_SECONDS); the rest is
+                       counted, as kernel-side losses are
+
+Memory is bounded: past MAX_WAITING records waiting to be encoded, or
+MAX_QUEUED_BYTES of batches waiting for the collector, new events are
+counted as not exported instead of kept. A record's attributes are the
+event's JSON keys, named by the OpenTelemetry semantic conventions where one
+fits (NAMES) and snoop.<key> elsewhere; its body is the line the tool prints
+for the event (text, or JSON with --json).
+"""
+import collections
+import json
+import os
+import random
+import threading
+import time
+import zlib
+from json.encoder import encode_basestring
+
+from . import __version__, codegen, sink
+from .errors import SnoopError
+from .output import json_safe
+
+DEFAULT_PORT = 4318
+LOGS_PATH = "/v1/logs"
+BATCH_RECORDS = 4096        # records per request at most
+MAX_AGE_SECONDS = 0.2       # longest a record waits for its batch to fill
+MAX_WAITING = 65536         # records read but not yet encoded, at most
+MAX_QUEUED_BYTES = 16 << 20     # gzipped batches waiting for the collector, at most
+TIMEOUT_SECONDS = 10.0      # one request (OTEL_EXPORTER_OTLP_TIMEOUT)
+FIRST_BACKOFF_SECONDS = 0.25
+MAX_BACKOFF_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 30.0
+RETRYABLE = (429, 502, 503, 504)    # the OTLP/HTTP specification's
+
+# An event's JSON key -> its attribute's name under the OpenTelemetry
+# semantic conventions, where one means what the key means in every tool
+# that has it; TOOL_NAMES: names for keys that mean it in one tool only
+# (bindsnoop's addr is the address bound, syncsnoop's a memory address).
+# A name with a function: the convention wants the value in another form.
+# Every other key is snoop.<key>; ts is the record's time, no attribute.
+NAMES = {
+    "pid": "process.pid",
+    "tid": "thread.id",
+    "vpid": "process.vpid",
+    "ppid": "process.parent_pid",
+    "uid": "process.real_user.id",      # the task's cred->uid: its real uid
+    "comm": "process.executable.name",
+    "container_id": "container.id",
+    "container_name": "container.name",
+    "container_runtime": "container.runtime.name",
+    "pod": "k8s.pod.name",
+    "namespace": "k8s.namespace.name",
+    "pod_uid": "k8s.pod.uid",
+}
+TOOL_NAMES = {
+    "execsnoop": {"args": "process.command_args", "cpu": "cpu.logical_number"},
+    "exitsnoop": {"exit_code": "process.exit.code"},
+    "opensnoop": {"path": "file.path"},
+    "statsnoop": {"path": "file.path"},
+    "bindsnoop": {"addr": "network.local.address", "port": "network.local.port",
+                  "proto": ("network.transport", str.lower),
+                  "ip": ("network.type", "ipv%d".__mod__)},
+    "threadsnoop": {"func": "code.function.name"},
+}
+
+
+def attribute(tool, key):
+    """(name, convert) of the attribute of key in tool's events; convert is
+    None where the value goes as it is."""
+    name = TOOL_NAMES.get(tool, {}).get(key) or NAMES.get(key) or "snoop." + key
+    return name if isinstance(name, tuple) else (name, None)
+
+
+# -- where to, and how ----------------------------------------------------------
+class Config:
+    """The endpoint and request options of one export: the command line's,
+    else the environment's as the OpenTelemetry SDKs read it."""
+
+    def __init__(self, url, headers=(), timeout=TIMEOUT_SECONDS, cafile=None, gzip=True):
+        self.url, self.headers, self.timeout = url, dict(headers), timeout
+        self.cafile, self.gzip = cafile, gzip
+
+
+def cli_url(text):
+    """--otlp URL: [http://|https://]HOST[:PORT][/PATH], port 4318 unless
+    given; the request goes to PATH/v1/logs (PATH as it is when it ends so).
+    Raises ValueError with what is wrong."""
+    from urllib.parse import urlsplit
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("invalid URL %r: http:// or https:// only" % text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("invalid port in %r" % text) from None
+    if not parts.hostname:
+        raise ValueError("invalid URL %r: no host" % text)
+    netloc = parts.netloc if port else "%s:%d" % (parts.netloc, DEFAULT_PORT)
+    path = parts.path.rstrip("/")
+    if not path.endswith(LOGS_PATH):
+        path += LOGS_PATH
+    return "%s://%s%s" % (parts.scheme, netloc, path)
+
+
+def cli_header(text):
+    """--otlp-header KEY=VALUE, as (key, value). Raises ValueError."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not key.isascii() or any(c in key for c in " \t:\r\n"):
+        raise ValueError("invalid header %r: KEY=VALUE" % text)
+    value = value.strip()
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("invalid header %r: HTTP takes Latin-1 values" % text) from None
+    if "\r" in value or "\n" in value:
+        raise ValueError("invalid header %r: a line break in its value" % text)
+    return key, value
+
+
+def env_url(environ):
+    """The logs endpoint the environment names (None: none): the
+    signal-specific variable as it is, else the generic one with v1/logs
+    appended to its path, as the OTLP exporter specification says."""
+    from urllib.parse import urlsplit
+    url = environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
+    name = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+    if not url:
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        if not base:
+            return None
+        name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+        parts = urlsplit(base)
+        url = base.replace(parts.path, "", 1) if parts.path else base
+        url = url.rstrip("/") + parts.path.rstrip("/") + LOGS_PATH
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SnoopError("%s: invalid URL %r" % (name, url), "an http:// or https:// URL")
+    return url
+
+
+def env_headers(environ):
+    """The headers of OTEL_EXPORTER_OTLP_HEADERS, then those of
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS over them: comma-separated KEY=VALUE,
+    values percent-encoded."""
+    from urllib.parse import unquote
+    headers = {}
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"):
+        for item in environ.get(name, "").split(","):
+            if not item.strip():
+                continue
+            try:
+                key, value = cli_header(item)
+            except ValueError:
+                raise SnoopError("%s: invalid header %r" % (name, item.strip()),
+                                 "KEY=VALUE, comma-separated, values percent-encoded") from None
+            headers[key] = unquote(value)
+    return headers
+
+
+def config(args, environ=os.environ):
+    """The Config of --otlp [URL] and --otlp-header, over the environment's."""
+    def env(name):
+        return environ.get("OTEL_EXPORTER_OTLP_LOGS_" + name) or \
+            environ.get("OTEL_EXPORTER_OTLP_" + name)
+    url = args.otlp or env_url(environ) or "http://localhost:%d%s" % (DEFAULT_PORT, LOGS_PATH)
+    headers = env_headers(environ)
+    headers.update(args.otlp_header or ())
+    timeout = TIMEOUT_SECONDS
+    if env("TIMEOUT"):
+        try:
+            timeout = int(env("TIMEOUT")) / 1000
+        except ValueError:
+            raise SnoopError("OTEL_EXPORTER_OTLP_TIMEOUT: not milliseconds: %r"
+                             % env("TIMEOUT")) from None
+    compression = (env("COMPRESSION") or "gzip").strip().lower()
+    if compression not in ("gzip", "none"):
+        raise SnoopError("OTEL_EXPORTER_OTLP_COMPRESSION: %r is not gzip or none" % compression)
+    return Config(url, headers, timeout, env("CERTIFICATE"), compression == "gzip")
+
+
+# -- the records ----------------------------------------------------------------
+def resource(tool):
+    """The JSON of the resource: the host and the tool."""
+    import socket
+    attrs = [("service.name", tool), ("service.version", __version__),
+             ("host.name", socket.gethostname())]
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as f:
+                machine = f.read().strip()
+        except OSError:
+            continue
+        if machine:
+            attrs.append(("host.id", machine))
+            break
+    return json.dumps({"attributes": [{"key": k, "value": {"stringValue": v}}
+                                      for k, v in attrs]}, separators=(",", ":"))
+
+
+def request_parts(tool):
+    """The text of a request body before and after its records."""
+    scope = json.dumps({"name": "snooptools", "version": __version__}, separators=(",", ":"))
+    return ('{"resourceLogs":[{"resource":%s,"scopeLogs":[{"scope":%s,"logRecords":['
+            % (resource(tool), scope), "]}]}]}")
+
+
+def any_value(v):
+    """The AnyValue (as a dict) of one raw value."""
+    kind = type(v)
+    if kind is bool:
+        return {"boolValue": v}
+    if kind is int:
+        return {"intValue": str(v)}
+    if kind is float:
+        if v != v or v in (float("inf"), float("-inf")):
+            return {"stringValue": repr(v)}     # JSON has no NaN; OTLP's double would
+        return {"doubleValue": v}
+    if kind is str:
+        return {"stringValue": json_safe(v)}
+    if isinstance(v, (list, tuple)):
+        return {"arrayValue": {"values": [any_value(x) for x in v]}}
+    if isinstance(v, dict):
+        return {"kvlistValue": {"values": [{"key": str(k), "value": any_value(x)}
+                                           for k, x in v.items()]}}
+    if isinstance(v, bytes):
+        import base64
+        return {"bytesValue": base64.b64encode(v).decode()}
+    return {"stringValue": json_safe(str(v))}
+
+
+def _array(v):
+    return json.dumps(any_value(v), ensure_ascii=False, separators=(",", ":"))
+
+
+class Encoder:
+    """(rec, line, observed) -> the JSON text of its LogRecord. Like
+    output.JsonWriter, one function per record shape (the same keys, a value
+    of the same type under each), the last that served tried first, and
+    past SHAPES of them a generic encoder for the rest."""
+
+    SHAPES = 16
+
+    def __init__(self, tool):
+        self.tool = tool
+        self._shapes = []
+        self._names = {}
+
+    def __call__(self, rec, line, observed):
+        shapes = self._shapes
+        for i, enc in enumerate(shapes):
+            text = enc(rec, line, observed)
+            if text is not None:
+                if i:
+                    shapes.insert(0, shapes.pop(i))
+                break
+        else:
+            text = None
+            if len(shapes) < self.SHAPES:
+                shapes.insert(0, self._shape(rec))
+                text = shapes[0](rec, line, observed)
+            if text is None:
+                return self.generic(rec, line, observed)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:      # undecodable bytes in some string
+                return self.generic(rec, line, observed)
+        return text
+
+    def name(self, key):
+        n = self._names.get(key)
+        if n is None:
+            n = self._names[key] = attribute(self.tool, key)
+        return n
+
+    def generic(self, rec, line, observed):
+        attrs = []
+        for key, value in rec.items():
+            if key == "ts" or value is None:
+                continue
+            name, convert = self.name(key)
+            attrs.append({"key": name, "value": any_value(convert(value) if convert else value)})
+        obj = {"timeUnixNano": time_text(rec.get("ts")), "observedTimeUnixNano": observed,
+               "body": {"stringValue": json_safe(line)}, "attributes": attrs}
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    def _shape(self, rec):
+        """The encoder of records shaped like rec: one %-format of a
+        template with the attribute names in it. A record of another shape
+        makes it return None, never a wrong record."""
+        env = {"text": encode_basestring, "array": _array, "inf": float("inf")}
+        loads, checks, parts, values = [], [], [], []
+        for i, (key, value) in enumerate(rec.items()):
+            if key == "ts":
+                continue
+            v = "v%d" % i
+            loads.append("%s = r[%r]" % (v, key))
+            if value is None:
+                checks.append("%s is None" % v)
+                continue
+            name, convert = self.name(key)
+            if convert:
+                env["c%d" % i] = convert
+                checks.append("type(%s) is %s" % (v, type(value).__name__))
+                value = convert(value)
+                v = "c%d(%s)" % (i, v)
+            kind = type(value)
+            if kind is bool:
+                checks.append("type(%s) is bool" % v)
+                spec, values_of = '{"boolValue":%s}', '("true" if %s else "false")' % v
+            elif kind is int:
+                checks.append("type(%s) is int" % v)
+                spec, values_of = '{"intValue":"%d"}', v
+            elif kind is float:
+                checks.append("type(%s) is float and -inf < %s < inf" % (v, v))
+                spec, values_of = '{"doubleValue":%r}', v
+            elif kind is str:
+                spec, values_of = '{"stringValue":%s}', "text(%s)" % v  # text() checks str
+            elif kind is list:
+                checks.append("type(%s) is list" % v)
+                spec, values_of = "%s", "array(%s)" % v
+            else:
+                return lambda r, line, observed: None
+            parts.append('{"key":%s,"value":%s}' % (encode_basestring(name).replace("%", "%%"),
+                                                     spec))
+            values.append(values_of)
+        template = ('{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'
+                    '"body":{"stringValue":%s},"attributes":[' + ",".join(parts) + "]}")
+        env["template"] = template
+        src = ("def encode(r, line, observed):\n"
+               "    if len(r) != %d:\n"
+               "        return None\n"
+               "    try:\n"
+               "        ts = r['ts']\n"
+               "        %s\n"
+               "        if type(ts) is float and %s:\n"
+               "            s = int(ts)\n"
+               "            us = round((ts - s) * 1e6)\n"
+               "            if us == 1000000:\n"
+               "                s, us = s + 1, 0\n"
+               "            return template %% (s, us, observed, text(line), %s)\n"
+               "    except (KeyError, TypeError):\n"
+               "        pass\n"
+               "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
+                                      " and ".join(checks) or "True",
+                                      "".join(x + ", " for x in values))
+        return codegen.function("encode", src, env, "OTLP of records of " + ", ".join(rec))
+
+
+def time_text(ts):
+    """timeUnixNano of an event's ts (Unix seconds): the microseconds that
+    --json shows ("%.6f"), exactly. The fraction of a second is exact in a
+    double, and its microseconds are rounded as "%.6f" rounds them (ties
+    to even), to a nanosecond there: the shape encoders' arithmetic."""
+    if not isinstance(ts, (int, float)):
+        return "0"
+    s = int(ts)
+    us = round((ts - s) * 1e6)
+    return "%d%06d000" % ((s + 1, 0) if us == 1000000 else (s, us))
+
+
+# -- the exporter ---------------------------------------------------------------
+class Failure(Exception):
+    """A request that got no answer: the connection failed or timed out."""
+
+
+class Http:
+    """POSTs to one URL over a kept-alive connection, made again after a
+    failure; https with the system's CA store (or cafile)."""
+
+    def __init__(self, cfg):
+        import http.client
+        from urllib.parse import urlsplit
+        self.url = cfg.url
+        parts = urlsplit(cfg.url)
+        self.path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        self.headers = {"Content-Type": "application/json",
+                        "User-Agent": "snooptools/%s" % __version__}
+        if cfg.gzip:
+            self.headers["Content-Encoding"] = "gzip"
+        self.headers.update(cfg.headers)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme == "https":
+            import ssl
+            context = ssl.create_default_context(cafile=cfg.cafile)
+            self._new = lambda: http.client.HTTPSConnection(parts.hostname, port,
+                                                            timeout=cfg.timeout, context=context)
+        else:
+            self._new = lambda: http.client.HTTPConnection(parts.hostname, port,
+                                                           timeout=cfg.timeout)
+        self._errors = (OSError, http.client.HTTPException)
+        self._conn = None
+
+    def post(self, body):
+        """(status, reason, Retry-After header or None, response body);
+        raises Failure when there was no answer."""
+        try:
+            if self._conn is None:
+                self._conn = self._new()
+            self._conn.request("POST", self.path, body, self.headers)
+            resp = self._conn.getresponse()
+            data = resp.read()
+        except self._errors as e:
+            self.close()
+            raise Failure(describe(e)) from None
+        if resp.will_close:
+            self.close()
+        return resp.status, resp.reason, resp.getheader("Retry-After"), data
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def describe(e):
+    """A connection error, in a few words."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    text = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
+    return text[:1].lower() + text[1:]
+
+
+class Exporter:
+    """The queue between the poll loop and the collector, and the two
+    threads that empty it: one encodes records and cuts them into gzipped
+    batches, the other sends the batches (a request waiting on the
+    collector stops no encoding). The loop calls add() per event, flush()
+    per drain and close() at the stop; encode_step() and send_step() are
+    each thread's work, one round at a time (a test drives them itself).
+
+    Every record is counted until it is delivered or dropped: those still
+    in waiting, and those the encoder took (seen) but that are neither
+    delivered nor dropped since. What is left at close() is dropped."""
+
+    FLUSH_EVERY = 1024      # events a drain hands over at a time (a power of two)
+
+    def __init__(self, tool, transport, gzip=True, clock=time.monotonic):
+        self.url = transport.url
+        self.transport, self.clock, self.gzip = transport, clock, gzip
+        self.encode = Encoder(tool)
+        self.head, self.tail = request_parts(tool)
+        self.waiting = collections.deque()      # (rec, line), and each drain's time mark
+        self.add = self.waiting.append          # the poll loop's, per event
+        self.lock = threading.Lock()            # the counts, and the shared queues' bounds
+        self.seen = self.delivered = self.dropped = self.dropped_seen = 0
+        self.chunk = []                 # (the encoder's) records whose drain's mark is to come
+        self.ready = []                 # (the encoder's) encoded records, no batch yet
+        self.ready_since = None
+        self.batches = collections.deque()      # [data, records] to send, oldest first
+        self.queued_bytes = 0
+        self.retry_at, self.backoff = 0.0, 0.0
+        self.why = ""                   # why the last records were dropped
+        self.trouble = ""               # the last failure, while retrying
+        self._said_dropped, self._said_trouble = 0, ""
+        self.closing = self.closed = False
+        self._work = threading.Event()      # wakes the encoder
+        self._sendable = threading.Event()  # wakes the sender
+
+    # -- the poll loop's side ---------------------------------------------------
+    def start(self):
+        for name, step, wake in (("otlp-encode", self.encode_step, self._work),
+                                 ("otlp-send", self.send_step, self._sendable)):
+            threading.Thread(target=self._run, args=(step, wake), name=name, daemon=True).start()
+
+    def flush(self):
+        """After a drain: mark the time its events were read, wake the
+        encoder; past MAX_WAITING records, the newest are dropped."""
+        waiting = self.waiting
+        if not waiting or type(waiting[-1]) is int:
+            return
+        excess = len(waiting) - MAX_WAITING
+        if excess > 0:
+            self._shed(excess)
+        waiting.append(time.time_ns())
+        self._work.set()
+
+    def _shed(self, excess):
+        n = 0
+        with self.lock:
+            for _ in range(excess):
+                try:
+                    n += type(self.waiting.pop()) is tuple
+                except IndexError:
+                    break
+            if not self.closed:
+                self._drop(n, "the export fell behind the events (%d waiting to be encoded)"
+                           % MAX_WAITING)
+
+    def news(self):
+        """What to say on stderr since the last call: "N events not
+        exported: why" for those counted meanwhile; and a status line when
+        the collector began to fail (retrying) or answers again."""
+        lines, status = [], None
+        if self.dropped > self._said_dropped:
+            lines.append("%d events not exported: %s" % (self.dropped - self._said_dropped,
+                                                         self.why))
+            self._said_dropped = self.dropped
+        trouble = self.trouble
+        if bool(trouble) != bool(self._said_trouble):
+            status = "otlp: %s: %s" % (self.url, "%s; retrying" % trouble if trouble else
+                                       "delivering again")
+        self._said_trouble = trouble
+        return lines, status
+
+    def close(self, give_up_at, stopped_again=lambda: False):
+        """Send what is queued, waiting until give_up_at (a monotonic time)
+        at the longest, or until stopped_again() says to stop now; then count
+        what is left as not exported."""
+        self.flush()
+        self.closing = True
+        self._work.set()
+        pause = threading.Event()
+        while not stopped_again() and time.monotonic() < give_up_at:
+            with self.lock:
+                if not self.pending():
+                    break
+            pause.wait(min(0.02, max(0.0, give_up_at - time.monotonic())))
+        with self.lock:
+            self.closed = True
+            left = self.pending()
+            if left:
+                self._drop(left, "stopped by a second signal" if stopped_again() else
+                           "the collector at %s did not take them within %g s of the stop%s"
+                           % (self.url, sink.STOP_WAIT_SECONDS,
+                              " (%s)" % self.trouble if self.trouble else ""))
+        self._work.set()
+        self._sendable.set()
+
+    def pending(self):
+        """Records neither delivered nor dropped yet (the poll loop's, with
+        self.lock held: only the loop adds to waiting, only the encoder
+        takes from it, with the lock)."""
+        return sum(type(x) is tuple for x in self.waiting) + \
+            self.seen - self.delivered - self.dropped_seen
+
+    # -- the threads ---------------------------------------------------------------
+    def _run(self, step, wake):
+        """Run step() until closed, waiting as long as it says between two
+        (None: until woken)."""
+        while not self.closed:
+            wake.clear()                # before the step: a wake-up during it counts
+            try:
+                timeout = step()
+            except Exception as e:      # never a traceback: count, say, go on
+                self._failed(step, e)
+                timeout = None
+            if timeout != 0:
+                wake.wait(timeout)
+
+    def _failed(self, step, e):
+        """A step failed for a reason of ours: drop what its thread holds."""
+        with self.lock:
+            if step == self.encode_step:
+                n = sum(type(x) is tuple for x in self.chunk) + len(self.ready)
+                self.chunk, self.ready, self.ready_since = [], [], None
+            else:
+                n = sum(b[1] for b in self.batches)
+                self.batches.clear()
+                self.queued_bytes = 0
+            if not self.closed:
+                self.dropped_seen += n
+                self._drop(n, "export failed: %s: %s" % (type(e).__name__, e))
+
+    def encode_step(self):
+        """Encode the records of the drains whose time mark has come (a
+        batch's worth at most), batch them. Returns how long to wait before
+        the next step when nothing new comes (0: at once; None: until
+        woken)."""
+        more = self._take()
+        chunk, ready = self.chunk, self.ready
+        end = len(chunk)
+        while end and type(chunk[end - 1]) is not int:
+            end -= 1                    # after the last mark: its drain's mark is to come
+        if end:
+            encode, start, texts = self.encode, 0, []
+            for i in range(end):
+                mark = chunk[i]
+                if type(mark) is not int:
+                    continue
+                observed = str(mark)    # the time the records before it were read
+                texts += [encode(rec, line[:-1] if line[-1:] == "\n" else line, observed)
+                          for rec, line in chunk[start:i]]
+                start = i + 1
+            if texts and self.ready_since is None:
+                self.ready_since = self.clock()
+            ready.extend(texts)
+            del chunk[:end]
+        now = self.clock()
+        self._cut(now)
+        if more:
+            return 0
+        return max(0.0, self.ready_since + MAX_AGE_SECONDS - now) if ready else None
+
+    def _take(self):
+        """Move a batch's worth of waiting into chunk; True when it left some."""
+        waiting, chunk = self.waiting, self.chunk
+        n = min(len(waiting), BATCH_RECORDS)
+        with self.lock:
+            if self.closed:
+                return False
+            records = 0
+            for _ in range(n):
+                item = waiting.popleft()
+                records += type(item) is tuple
+                chunk.append(item)
+            self.seen += records
+        return len(waiting) > 0 and n == BATCH_RECORDS
+
+    def _cut(self, now):
+        """Batch the encoded records: every full batch, and the rest once
+        the oldest is MAX_AGE_SECONDS old (or at the stop)."""
+        ready = self.ready
+        while len(ready) >= BATCH_RECORDS:
+            self._batch(ready[:BATCH_RECORDS])
+            del ready[:BATCH_RECORDS]
+        if ready and (self.closing or now >= self.ready_since + MAX_AGE_SECONDS):
+            self._batch(ready)
+            ready.clear()
+        if not ready:
+            self.ready_since = None
+
+    def _batch(self, records):
+        """Queue one request's body, gzipped; or drop its records while
+        MAX_QUEUED_BYTES wait for the collector."""
+        if self.queued_bytes < MAX_QUEUED_BYTES:
+            data = (self.head + ",".join(records) + self.tail).encode("utf-8")
+            if self.gzip:
+                z = zlib.compressobj(1, zlib.DEFLATED, 31)      # 31: the gzip format
+                data = z.compress(data) + z.flush()
+        with self.lock:
+            if self.closed:
+                return
+            if self.queued_bytes >= MAX_QUEUED_BYTES:
+                self.dropped_seen += len(records)
+                self._drop(len(records), "the collector at %s did not keep up (%d MiB waiting%s)"
+                           % (self.url, MAX_QUEUED_BYTES >> 20,
+                              ": " + self.trouble if self.trouble else ""))
+                return
+            self.batches.append([data, len(records)])
+            self.queued_bytes += len(data)
+        self._sendable.set()
+
+    def send_step(self):
+        """Send the oldest batch, when it is due. Returns how long to wait
+        before the next step, as encode_step()."""
+        if not self.batches:
+            return None
+        now = self.clock()
+        if now < self.retry_at:
+            return self.retry_at - now
+        batch = self.batches[0]
+        data, n = batch
+        try:
+            status, reason, retry_after, body = self.transport.post(data)
+        except Failure as e:
+            status, reason, retry_after, body = None, str(e), None, b""
+        with self.lock:
+            if self.closed:
+                return None
+            if status is not None and 200 <= status < 300:
+                rejected, message = partial_success(body)
+                self._done(batch, n - rejected)
+                if rejected:
+                    self._drop(rejected, "the collector rejected them%s"
+                               % (": " + message if message else ""))
+                self.backoff, self.trouble = 0.0, ""
+            elif status is None or status in RETRYABLE:
+                self.trouble = reason if status is None else "HTTP %d %s" % (status, reason)
+                self.retry_at = self.clock() + self._delay(retry_after)
+            else:
+                self._done(batch, 0)
+                self._drop(n, "HTTP %d %s from %s%s" % (status, reason, self.url,
+                                                        error_text(body)))
+        return 0
+
+    def _done(self, batch, delivered):
+        """The oldest batch is answered: delivered of its records taken,
+        the others dropped (counted by the caller)."""
+        self.batches.popleft()
+        self.queued_bytes -= len(batch[0])
+        self.delivered += delivered
+        self.dropped_seen += batch[1] - delivered
+
+    def _delay(self, retry_after):
+        """The wait before the next try: Retry-After where the collector
+        says it, else doubling backoff from FIRST_BACKOFF_SECONDS, jittered."""
+        self.backoff = min(MAX_BACKOFF_SECONDS, self.backoff * 2 or FIRST_BACKOFF_SECONDS)
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
+        return self.backoff * random.uniform(0.8, 1.2)
+
+    def _drop(self, n, why):
+        """Count n records as not exported (with self.lock held)."""
+        if n:
+            self.dropped += n
+            self.why = why
+
+
+def partial_success(body):
+    """(rejected records, message) of a response's partialSuccess."""
+    if not body or body.strip() == b"{}":
+        return 0, ""
+    try:
+        p = json.loads(body).get("partialSuccess") or {}
+        return int(p.get("rejectedLogRecords") or 0), str(p.get("errorMessage") or "")
+    except (ValueError, AttributeError, TypeError):
+        return 0, ""        # a protobuf answer, or none we read
+
+
+def error_text(body):
+    """The start of an error response's text, for the user."""
+    text = body[:200].decode("utf-8", "replace").strip()
+    return ": " + " ".join(text.split()) if text else ""
+
+
+def start(tool, args):
+    """The Exporter of --otlp, its thread running."""
+    cfg = config(args)
+    exporter = Exporter(tool.name, Http(cfg), cfg.gzip)
+    exporter.start()
+    return exporter

@@ -1,0 +1,398 @@
+"""--otlp without the kernel: attribute names, the JSON of a log record
+(checked against the official schema), where requests go and with which
+headers, and the exporter's batching, retries and loss accounting, driven
+step by step with a fake clock and a fake collector."""
+import argparse
+import gzip
+import random
+import time
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otlp_receiver import attributes, value
+
+from snooptools import SnoopError, __version__, otlp
+from snooptools.output import kstr
+
+OPEN = {"ts": 1795811805.828964, "pid": 4242, "tid": 4243, "uid": 1000, "comm": "cat",
+        "cgroup_id": 77, "call": "openat", "path": "/etc/passwd", "fd": 3, "err": 0,
+        "flags": 524288, "mode": 0}
+LINE = "4242   cat                 3   0 /etc/passwd"
+
+
+def parse(body):
+    """The request body (text or gzipped bytes) as the schema reads it."""
+    if isinstance(body, bytes):
+        body = gzip.decompress(body).decode()
+    msg = ExportLogsServiceRequest()
+    json_format.Parse(body, msg)        # an unknown field is an error
+    return msg
+
+
+def records_of(msg):
+    return [r for rl in msg.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+
+def request(tool, *records):
+    head, tail = otlp.request_parts(tool)
+    return parse(head + ",".join(records) + tail)
+
+
+# -- attribute names ------------------------------------------------------------------
+def test_keys_take_the_semantic_conventions_names_where_one_fits():
+    names = {k: otlp.attribute("opensnoop", k)[0] for k in OPEN}
+    assert names == {"ts": "snoop.ts", "pid": "process.pid", "tid": "thread.id",
+                     "uid": "process.real_user.id", "comm": "process.executable.name",
+                     "cgroup_id": "snoop.cgroup_id", "call": "snoop.call", "path": "file.path",
+                     "fd": "snoop.fd", "err": "snoop.err", "flags": "snoop.flags",
+                     "mode": "snoop.mode"}
+    for key, name in (("ppid", "process.parent_pid"), ("vpid", "process.vpid"),
+                      ("container_id", "container.id"), ("container_name", "container.name"),
+                      ("container_runtime", "container.runtime.name"), ("pod", "k8s.pod.name"),
+                      ("namespace", "k8s.namespace.name"), ("pod_uid", "k8s.pod.uid")):
+        assert otlp.attribute("killsnoop", key) == (name, None)
+
+
+def test_a_key_is_named_by_convention_only_in_the_tool_where_it_means_that():
+    assert otlp.attribute("execsnoop", "args") == ("process.command_args", None)
+    assert otlp.attribute("exitsnoop", "exit_code") == ("process.exit.code", None)
+    assert otlp.attribute("bindsnoop", "port") == ("network.local.port", None)
+    assert otlp.attribute("bindsnoop", "addr") == ("network.local.address", None)
+    assert otlp.attribute("syncsnoop", "addr") == ("snoop.addr", None)     # a memory address
+    assert otlp.attribute("dcsnoop", "path") == ("snoop.path", None)
+    name, convert = otlp.attribute("bindsnoop", "proto")
+    assert (name, convert("TCP")) == ("network.transport", "tcp")
+    name, convert = otlp.attribute("bindsnoop", "ip")
+    assert (name, convert(6)) == ("network.type", "ipv6")
+
+
+# -- the records ----------------------------------------------------------------------
+def test_a_record_is_valid_otlp_with_exact_values():
+    enc = otlp.Encoder("opensnoop")
+    rec = enc(dict(OPEN), LINE, "1795811805900000000")
+    msg = request("opensnoop", rec)
+    (r,) = records_of(msg)
+    assert r.time_unix_nano == 1795811805828964000
+    assert r.observed_time_unix_nano == 1795811805900000000
+    assert value(r.body) == LINE
+    assert attributes(r.attributes) == {
+        "process.pid": 4242, "thread.id": 4243, "process.real_user.id": 1000,
+        "process.executable.name": "cat", "snoop.cgroup_id": 77, "snoop.call": "openat",
+        "file.path": "/etc/passwd", "snoop.fd": 3, "snoop.err": 0, "snoop.flags": 524288,
+        "snoop.mode": 0}
+    assert '"intValue":"4242"' in rec             # int64 as a JSON string, as OTLP wants
+    resource = attributes(msg.resource_logs[0].resource.attributes)
+    assert resource["service.name"] == "opensnoop" and resource["service.version"] == __version__
+    assert resource["host.name"] and resource["host.id"] == open("/etc/machine-id").read().strip()
+    assert msg.resource_logs[0].scope_logs[0].scope.name == "snooptools"
+
+
+def test_every_kind_of_value_and_the_generic_encoder_agree():
+    enc = otlp.Encoder("execsnoop")
+    rec = {"ts": 1700000000.5, "pid": 1, "tid": 1, "uid": 0, "comm": "sh", "ppid": 0,
+           "args": ["/bin/sh", "-c", "x"], "args_truncated": True, "lat_ms": 0.25,
+           "big": -(1 << 63), "none": None, "cpu": 3}
+    text = enc(dict(rec), "line", "1")
+    assert text == enc.generic(dict(rec), "line", "1")
+    (r,) = records_of(request("execsnoop", text))
+    attrs = attributes(r.attributes)
+    assert attrs["process.command_args"] == ["/bin/sh", "-c", "x"]
+    assert attrs["snoop.args_truncated"] is True and attrs["snoop.lat_ms"] == 0.25
+    assert attrs["snoop.big"] == -(1 << 63) and attrs["cpu.logical_number"] == 3
+    assert "snoop.none" not in attrs and "snoop.ts" not in attrs
+    assert r.time_unix_nano == 1700000000500000000
+
+
+def test_records_of_other_shapes_get_encoders_of_their_own():
+    enc = otlp.Encoder("opensnoop")
+    a = dict(OPEN)
+    b = dict(OPEN, path=None)                 # None where a str was
+    c = dict(OPEN, fd=True)                   # a bool where an int was
+    d = dict(OPEN, extra=1)                   # one key more
+    texts = [enc(dict(x), "l", "1") for x in (a, b, c, d, a)]
+    assert texts == [enc.generic(dict(x), "l", "1") for x in (a, b, c, d, a)]
+    got = [attributes(r.attributes) for r in records_of(request("opensnoop", *texts))]
+    assert "file.path" not in got[1] and got[2]["snoop.fd"] is True and got[3]["snoop.extra"] == 1
+
+
+def test_undecodable_bytes_are_replaced_and_the_record_stays_valid():
+    enc = otlp.Encoder("opensnoop")
+    rec = dict(OPEN, path=kstr(b"/tmp/\xff\xfe\0"), comm=kstr(b"c\xc3\xa9\0"))
+    (r,) = records_of(request("opensnoop", enc(rec, "line", "1")))
+    attrs = attributes(r.attributes)
+    assert attrs["file.path"] == "/tmp/\ufffd\ufffd" and attrs["process.executable.name"] == "cé"
+
+
+def test_record_time_is_the_microseconds_json_shows():
+    for _ in range(20000):
+        ts = random.uniform(1.0e9, 2.1e9)
+        assert otlp.time_text(ts) == ("%.6f" % ts).replace(".", "") + "000"
+    assert otlp.time_text(1700000000.9999996) == "1700000001000000000"
+
+
+# -- where to, with what ------------------------------------------------------------
+def test_command_line_urls():
+    assert otlp.cli_url("collector") == "http://collector:4318/v1/logs"
+    assert otlp.cli_url("collector:9000") == "http://collector:9000/v1/logs"
+    assert otlp.cli_url("https://otlp.example.com") == "https://otlp.example.com:4318/v1/logs"
+    assert otlp.cli_url("https://h:443/otlp/") == "https://h:443/otlp/v1/logs"
+    assert otlp.cli_url("http://h:4318/v1/logs") == "http://h:4318/v1/logs"
+    assert otlp.cli_url("[::1]") == "http://[::1]:4318/v1/logs"
+    for bad in ("ftp://h", "http://h:port", "http://"):
+        with pytest.raises(ValueError):
+            otlp.cli_url(bad)
+
+
+def cfg(otlp_arg="", headers=(), **environ):
+    return otlp.config(argparse.Namespace(otlp=otlp_arg, otlp_header=list(headers)), environ)
+
+
+def test_the_environment_as_the_otel_sdks_read_it():
+    assert cfg().url == "http://localhost:4318/v1/logs"
+    # the generic endpoint gets v1/logs appended to its path; the logs one is used as it is
+    assert cfg(OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4318").url == "http://c:4318/v1/logs"
+    assert cfg(OTEL_EXPORTER_OTLP_ENDPOINT="https://c/base/").url == "https://c/base/v1/logs"
+    both = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://l:1234/custom"}
+    assert cfg(**both).url == "http://l:1234/custom"
+    assert cfg("http://cli:4318/v1/logs", **both).url == "http://cli:4318/v1/logs"
+    c = cfg(headers=[("x-b", "cli")],
+            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20tok , x-a=1,x-b=env",
+            OTEL_EXPORTER_OTLP_LOGS_HEADERS="x-a=2", OTEL_EXPORTER_OTLP_TIMEOUT="2500",
+            OTEL_EXPORTER_OTLP_COMPRESSION="none")
+    assert c.headers == {"Authorization": "Bearer tok", "x-a": "2", "x-b": "cli"}
+    assert c.timeout == 2.5 and not c.gzip
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://c"}, "OTEL_EXPORTER_OTLP_ENDPOINT: invalid URL"),
+    ({"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "OTEL_EXPORTER_OTLP_HEADERS: invalid header"),
+    ({"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "not milliseconds"),
+])
+def test_a_bad_environment_is_one_clear_error(environ, message):
+    with pytest.raises(SnoopError, match=message):
+        cfg(**environ)
+
+
+def test_headers_from_the_command_line():
+    assert otlp.cli_header("Authorization=Bearer x=y") == ("Authorization", "Bearer x=y")
+    for bad in ("novalue", "=v", "a b=c", "k=\u20ac"):
+        with pytest.raises(ValueError):
+            otlp.cli_header(bad)
+
+
+# -- the exporter, step by step -------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Collector:
+    """A fake transport: answers[i] is the i-th request's (status, Retry-After,
+    body), or an exception; then 200. Keeps each request's records."""
+
+    url = "http://collector:4318/v1/logs"
+
+    def __init__(self, *answers):
+        self.answers, self.requests, self.delivered = list(answers), [], []
+
+    def post(self, data):
+        msg = parse(data)
+        self.requests.append(len(records_of(msg)))
+        answer = self.answers.pop(0) if self.answers else (200, None, b"{}")
+        if isinstance(answer, Exception):
+            raise answer
+        status, retry_after, body = answer
+        if status == 200:
+            self.delivered += [value(r.body) for r in records_of(msg)]
+        return status, "Reason", retry_after, body
+
+
+def exporter(collector, monkeypatch, batch=4):
+    monkeypatch.setattr(otlp, "BATCH_RECORDS", batch)
+    monkeypatch.setattr(otlp, "MAX_AGE_SECONDS", 0.25)     # exact in binary, as the clock's sums
+    clock = Clock()
+    ex = otlp.Exporter("opensnoop", collector, clock=clock)
+    return ex, clock
+
+
+def encode(ex):
+    """The encoder's steps until it has nothing left to do at once."""
+    while True:
+        wait = ex.encode_step()
+        if wait != 0:
+            return wait
+
+
+def drain(ex, lines):
+    """What the poll loop does for one drain of these events."""
+    for line in lines:
+        ex.add((dict(OPEN), line))
+    ex.flush()
+
+
+def test_batches_by_count_then_by_age(monkeypatch):
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch)
+    drain(ex, ["e%d" % i for i in range(6)])
+    assert encode(ex) == pytest.approx(otlp.MAX_AGE_SECONDS)  # 4 batched, 2 wait
+    assert ex.send_step() == 0 and c.requests == [4]
+    assert ex.send_step() is None
+    clock.now += otlp.MAX_AGE_SECONDS / 2
+    drain(ex, ["e6"])
+    assert encode(ex) == pytest.approx(otlp.MAX_AGE_SECONDS / 2)
+    assert ex.send_step() is None               # too young to go alone
+    clock.now += otlp.MAX_AGE_SECONDS / 2
+    assert encode(ex) is None
+    assert ex.send_step() == 0 and c.requests == [4, 3]
+    assert c.delivered == ["e%d" % i for i in range(7)]
+    assert (ex.delivered, ex.dropped, ex.pending()) == (7, 0, 0)
+
+
+def test_records_wait_for_their_drains_time_mark(monkeypatch):
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch, batch=2)
+    ex.add((dict(OPEN), "a\n"))               # a drain under way: no mark yet
+    assert encode(ex) is None and ex.ready == [] and ex.pending() == 1
+    ex.add((dict(OPEN), "b\n"))
+    ex.flush()
+    encode(ex)
+    ex.send_step()
+    assert c.delivered == ["a", "b"]            # the text line's newline is no part of the body
+
+
+def test_503_and_connection_errors_are_retried_with_backoff_until_delivered(monkeypatch):
+    c = Collector((503, None, b"busy"), otlp.Failure("connection refused"),
+                  (429, "3", b""), (200, None, b"{}"))
+    ex, clock = exporter(c, monkeypatch)
+    monkeypatch.setattr(otlp.random, "uniform", lambda a, b: 1.0)
+    drain(ex, ["a", "b", "c", "d"])
+    encode(ex)
+    waits = []
+    for _ in range(3):
+        assert ex.send_step() == 0
+        waits.append(ex.send_step())
+        clock.now += waits[-1]
+    assert waits == [0.25, 0.5, 3.0]            # doubling, then the collector's Retry-After
+    assert ex.trouble == "HTTP 429 Reason"
+    assert ex.news() == ([], "otlp: %s: HTTP 429 Reason; retrying" % c.url)
+    assert ex.send_step() == 0
+    assert c.requests == [4, 4, 4, 4] and c.delivered == ["a", "b", "c", "d"]
+    assert (ex.delivered, ex.dropped, ex.trouble) == (4, 0, "")
+    assert ex.news() == ([], "otlp: %s: delivering again" % c.url)
+
+
+def test_a_request_refused_for_good_is_dropped_counted_and_said(monkeypatch):
+    c = Collector((400, None, b'{"message": "bad\\nthing"}'),
+                  (200, None, b'{"partialSuccess":{"rejectedLogRecords":"1",'
+                              b'"errorMessage":"too old"}}'))
+    ex, clock = exporter(c, monkeypatch, batch=2)
+    drain(ex, ["a", "b", "c", "d"])
+    encode(ex)
+    ex.send_step()
+    assert ex.news() == (["2 events not exported: HTTP 400 Reason from %s: "
+                          '{"message": "bad\\nthing"}' % c.url], None)
+    ex.send_step()
+    assert (ex.delivered, ex.dropped, ex.pending()) == (1, 3, 0)
+    assert ex.news() == (["1 events not exported: the collector rejected them: too old"], None)
+
+
+def test_memory_is_bounded_and_what_does_not_fit_is_counted(monkeypatch):
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch, batch=2)
+    monkeypatch.setattr(otlp, "MAX_WAITING", 5)
+    drain(ex, ["w%d" % i for i in range(8)])    # 3 more than may wait
+    assert ex.dropped == 3 and "fell behind" in ex.why
+    monkeypatch.setattr(otlp, "MAX_QUEUED_BYTES", 1)    # the collector took nothing yet
+    encode(ex)
+    assert len(ex.batches) == 1 and ex.dropped == 3 + 2     # one batch queued, the next dropped
+    assert "did not keep up" in ex.why
+    assert ex.pending() == 2 + 1                # the queued batch, and one waiting for its pair
+    clock.now += otlp.MAX_AGE_SECONDS
+    encode(ex)
+    ex.send_step()
+    assert c.delivered == ["w0", "w1"]
+
+
+def test_close_counts_exactly_what_the_collector_did_not_take(monkeypatch):
+    c = Collector(*[otlp.Failure("connection refused")] * 100)
+    ex, clock = exporter(c, monkeypatch)
+    drain(ex, ["x%d" % i for i in range(6)])
+    encode(ex)
+    ex.send_step()
+    ex.add((dict(OPEN), "late"))                # read in the final drain
+    ex.close(give_up_at=0)                      # the stop's wait is over
+    assert (ex.delivered, ex.dropped) == (0, 7)
+    assert ex.news() == (["7 events not exported: the collector at %s did not take them "
+                          "within 5 s of the stop (connection refused)" % c.url],
+                         "otlp: %s: connection refused; retrying" % c.url)
+
+
+def test_a_failing_step_drops_what_it_held_and_says_why(monkeypatch):
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch)
+
+    def broken(*args):
+        raise RuntimeError("boom")
+    ex.encode = broken
+    drain(ex, ["a", "b"])
+    with pytest.raises(RuntimeError) as e:
+        ex.encode_step()
+    ex._failed(ex.encode_step, e.value)         # what the thread does with it
+    assert (ex.dropped, ex.pending()) == (2, 0) and ex.why == "export failed: RuntimeError: boom"
+
+
+def test_the_threads_deliver_everything_before_close_returns():
+    c = Collector((503, None, b""))
+    ex = otlp.Exporter("opensnoop", c)
+    ex.start()
+    for n in range(3):
+        drain(ex, ["t%d.%d" % (n, i) for i in range(1000)])
+    ex.close(time.monotonic() + 10)
+    assert (ex.delivered, ex.dropped) == (3000, 0)
+    assert sorted(c.delivered) == sorted("t%d.%d" % (n, i) for n in range(3) for i in range(1000))
+    assert c.requests[0] == c.requests[1]       # the one refused, then sent again
+
+
+def test_a_tool_without_otlp_imports_nothing_of_it():
+    import subprocess
+    import sys
+    from helpers import ROOT
+    code = ("import sys, importlib.machinery, importlib.util\n"
+            "loader = importlib.machinery.SourceFileLoader('t', %r)\n"
+            "m = importlib.util.module_from_spec(importlib.util.spec_from_loader('t', loader))\n"
+            "loader.exec_module(m)\n"
+            "m.OpenSnoop().parse(sys.argv[1:])\n"
+            "print(sorted(n for n in sys.modules if n in ('snooptools.otlp', 'http.client',"
+            " 'zlib', 'threading', 'urllib.parse')))\n" % str(ROOT / "tools" / "opensnoop"))
+    run = lambda *args: subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                                       text=True, check=True).stdout.strip()
+    assert "snooptools.otlp" not in run("--pid", "1", "--json")
+    assert "snooptools.otlp" in run("--otlp", "collector")
+
+
+def test_a_long_drain_hands_its_events_over_as_it_goes(monkeypatch):
+    from snooptools import loop
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch, batch=100)
+    ex.FLUSH_EVERY = 4
+
+    class Out:
+        @staticmethod
+        def write(rec):
+            return "line %d\n" % rec["pid"]
+    emit = loop.emitter(Out, None, ex, argparse.Namespace(otlp_only=False))
+    for pid in range(10):                       # one drain, never ended
+        emit(dict(OPEN, pid=pid))
+    assert sum(type(x) is int for x in ex.waiting) == 2     # marked twice already
+    encode(ex)
+    assert len(ex.ready) == 8 and len(ex.chunk) == 2        # the last two wait for a mark
+    clock.now += otlp.MAX_AGE_SECONDS
+    encode(ex)
+    ex.send_step()
+    assert c.delivered == ["line %d" % pid for pid in range(8)]
