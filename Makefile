@@ -13,9 +13,11 @@ TOOLSDIR  ?= $(PREFIX)/share/tools
 MANDIR    ?= $(PREFIX)/share/man/man8
 DESTDIR   ?=
 
-TOOLS     := $(sort $(notdir $(wildcard tools/*)))
+# snoop runs the tools beside it: a command with no object of its own
+COMMANDS  := snoop
+TOOLS     := $(filter-out $(COMMANDS),$(sort $(notdir $(wildcard tools/*))))
 OBJS      := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
-MANS      := $(patsubst %,man/man8/%.8,$(TOOLS))
+MANS      := $(patsubst %,man/man8/%.8,$(TOOLS) $(COMMANDS))
 LIBSRC    := $(shell find lib/snooptools -name '*.py')
 
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
@@ -60,6 +62,13 @@ man/man8/%.8: tools/% man/include/%.man man/common.man scripts/mkman $(LIBSRC) $
 	$(Q)mkdir -p man/man8
 	$(Q)$(PYTHON) scripts/mkman $* > $@.tmp && mv $@.tmp $@
 
+# snoop's help names the tools it can run
+man/man8/snoop.8: tools/snoop man/include/snoop.man man/common.man scripts/mkman $(LIBSRC) \
+		$(addprefix tools/,$(TOOLS))
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p man/man8
+	$(Q)$(PYTHON) scripts/mkman snoop > $@.tmp && mv $@.tmp $@
+
 vmlinux: ## regenerate bpf/vmlinux.h from this kernel's BTF
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
 
@@ -89,7 +98,7 @@ RUNPYTHON = $(shell $(PYTHON) -c 'import sys; print(sys._base_executable)')
 
 install: all ## install tools, objects, library and man pages
 	install -d $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools $(DESTDIR)$(MANDIR)
-	$(Q)python=$(RUNPYTHON) && for t in $(TOOLS); do \
+	$(Q)python=$(RUNPYTHON) && for t in $(TOOLS) $(COMMANDS); do \
 		sed "1s|.*|#!$$python|" tools/$$t > $(DESTDIR)$(TOOLSDIR)/$$t && \
 		chmod 0755 $(DESTDIR)$(TOOLSDIR)/$$t || exit 1; done
 	install -m 0644 $(OBJS) $(DESTDIR)$(TOOLSDIR)/bpf/
@@ -98,8 +107,9 @@ install: all ## install tools, objects, library and man pages
 	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/
 
 uninstall: ## remove what install put in place
-	rm -f $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS)) $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANS)))
-	rm -rf $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools
+	rm -f $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS) $(COMMANDS)) $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANS)))
+	rm -rf $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools \
+		$(DESTDIR)$(TOOLSDIR)/__pycache__
 	-rmdir $(DESTDIR)$(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR) 2>/dev/null
 
 clean: ## remove build output

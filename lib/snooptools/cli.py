@@ -45,7 +45,7 @@ def parser(tool):
 
 def parse(tool, argv):
     """args, checked as far as the command line can tell, and the parser."""
-    p = parser(tool)
+    p = tool.parser()
     args = p.parse_args(argv)
     if getattr(args, "exec", None) is not None:
         if not args.exec:

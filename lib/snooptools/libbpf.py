@@ -156,6 +156,10 @@ def _bind():
     _proto("bpf_map__initial_value", c.c_void_p, Map, c.POINTER(c.c_size_t))
     # int bpf_map__reuse_fd(struct bpf_map *map, int fd);
     _proto("bpf_map__reuse_fd", c.c_int, Map, c.c_int)
+    # int bpf_map_create(enum bpf_map_type map_type, const char *map_name, __u32 key_size,
+    #         __u32 value_size, __u32 max_entries, const struct bpf_map_create_opts *opts);
+    _proto("bpf_map_create", c.c_int, c.c_int, c.c_char_p, c.c_uint32, c.c_uint32, c.c_uint32,
+           c.c_void_p)
     # int bpf_obj_get(const char *pathname);
     _proto("bpf_obj_get", c.c_int, c.c_char_p)
     # int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);

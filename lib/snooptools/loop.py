@@ -27,8 +27,12 @@ def trace(tool, obj, buf, args):
             summary.add(rec)
             out.write(rec)
     handle = decoder(tool, obj.layout("event"), emit)
-    refresh = filters.refresher(obj, args)
+    return serve(tool, buf, args, out, summary, handle, filters.refresher(obj, args))
 
+
+def serve(tool, buf, args, out, summary, handle, refresh=None):
+    """Print the events of buf through handle and out until stopped; the
+    exit status. (trace() for one tool's object; snoop's for several.)"""
     # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
     # never inside one: an exception raised mid-drain would leave records
     # written but not released, to be read and written again. The first
@@ -97,11 +101,12 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None):
     return 0
 
 
-def decoder(tool, layout, emit):
+def decoder(tool, layout, emit, event=None):
     """handle(data, start, end): the record of one event, from its bytes to
     emit(), as one function made for tool's struct event and record()
     (Layout.function): no dict of the event's fields is made, and record()
-    gets the fields it names as its arguments.
+    gets the fields it names as its arguments. event: the record's first
+    key, "event", is this (snoop: the tool's short name).
 
     Every record has the task's cgroup_id, and vpid where its pid namespace
     numbers it otherwise; in --json (and for --containers) the keys of its
@@ -128,8 +133,9 @@ def decoder(tool, layout, emit):
     body = ("comm = comms.get(f_comm)\n"
             "if comm is None:\n"
             "    comm = new_comm(f_comm)\n"
-            "rec = {'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
+            "rec = {%s'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
             "       'uid': f_uid, 'comm': comm%s}\n") % (
+                "" if event is None else "'event': %r, " % event,
                 ", 'cgroup_id': f_cgroup_id" if "cgroup_id" in head else "")
     if "vpid" in head:
         body += ("if f_vpid != f_pid and f_vpid:\n"
@@ -151,8 +157,14 @@ def decoder(tool, layout, emit):
 
 
 def report_lost(buf, seen):
+    """Say how many events buf lost since the count seen; the count now:
+    a number, or (snoop) {tool: number}, said tool by tool."""
     lost = buf.lost()
-    if lost > seen:
+    if isinstance(lost, dict):
+        for name, n in lost.items():
+            if n > (seen or {}).get(name, 0):
+                say("%d %s events lost" % (n - (seen or {}).get(name, 0), name))
+    elif lost > seen:
         say("%d events lost" % (lost - seen))
     return lost
 

@@ -223,10 +223,15 @@ class Tool:
     def writer(self, args):
         if args.json:
             return output.JsonWriter(self.open_stdout("utf-8"))     # JSON text is UTF-8
+        return output.TextWriter(self.text_columns(args), self.open_stdout(), self.text_rows)
+
+    def text_columns(self, args):
+        """The columns of a text line: the time's and CONTAINER, as the
+        common options ask, then the tool's own."""
         cols = [] if self.own_time or self.deferred(args) else self.time_columns(args)
         if filters.container_column(args) and not self.deferred(args):
             cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label))
-        return output.TextWriter(cols + self.columns(args), self.open_stdout(), self.text_rows)
+        return cols + self.columns(args)
 
     def container_label(self, cgroup_id):
         """--containers' column: the name (or short id) of the event's container."""

@@ -1,0 +1,94 @@
+"""snoop, live: one workload that execs, opens, signals and exits, traced by
+several tools in one process; its events in the order they happened, field
+by field."""
+import os
+import re
+
+from helpers import PYTHON_COMM, Tracer, held_child, release
+
+# the held shell execs a shell that opens FILE (at fd 3: dash's redirection
+# takes the lowest free fd, and the child has 0-2 only), ignores and sends
+# itself SIGUSR1, fails to open MISSING (a builtin that is not special, so
+# the shell goes on) and exits with 7
+SCRIPT = "trap '' USR1; exec 3< %s; kill -USR1 $$; true < %s; exit 7"
+
+
+def run(tmp_path, *snoop_args, json_mode=True, env=None):
+    path, missing = tmp_path / "file", tmp_path / "missing"
+    path.write_text("x")
+    script = SCRIPT % (path, missing)
+    child = held_child("/bin/sh -c %s" % shlex_quote(script))
+    with Tracer("snoop", "--pid", str(child.pid), *snoop_args, json_mode=json_mode,
+                env=env) as t:
+        code, _, _ = release(child)
+    assert code == 7
+    return t, child, script, str(path), str(missing)
+
+
+def shlex_quote(text):
+    import shlex
+    return shlex.quote(text)
+
+
+def test_one_stream_in_the_order_events_happened(tmp_path):
+    t, child, script, path, missing = run(tmp_path, "exec,open,exit,kill")
+    pid, argv = child.pid, ["/bin/sh", "-c", script]
+    assert t.returncode == 0
+    # the shell's own opens (its loader's, before the script runs) aside
+    events = [e for e in t.events if e["event"] != "open" or e["path"] in (path, missing)]
+    assert [e["event"] for e in events] == ["exec", "open", "kill", "open", "exit"]
+    exec_, opened, kill, failed, exit_ = events
+    for e in events:
+        assert (e["pid"], e["tid"], e["uid"], e["comm"]) == (pid, pid, os.getuid(), "sh")
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    assert exec_["filename"] == "/bin/sh" and exec_["args"] == argv
+    assert (exec_["ret"], exec_["ppid"], exec_["pcomm"]) == (0, os.getpid(), PYTHON_COMM)
+    assert (opened["path"], opened["fd"], opened["err"], opened["call"]) == (path, 3, 0, "openat")
+    assert (kill["call"], kill["sig"], kill["tpid"], kill["ret"]) == ("kill", 10, pid, 0)
+    assert (failed["path"], failed["fd"], failed["err"]) == (missing, -1, 2)
+    assert (exit_["exit_code"], exit_["sig"], exit_["exit"], exit_["ppid"]) == \
+        (7, 0, "code 7", os.getpid())
+    # the joined context: the exit says what ran
+    assert exit_["args"] == argv
+    # each object is its tool's own, with "event" first
+    assert list(opened)[:2] == ["event", "ts"]
+    assert {"flags", "mode", "cgroup_id"} <= set(opened)
+
+
+def test_text_lines_and_each_tools_own_options(tmp_path):
+    # open: -x, only failed opens (in the kernel); exit: --label
+    t, child, script, path, missing = run(tmp_path, "open,exit", "exec", "open:", "-x",
+                                          "exit:--label", json_mode=False)
+    lines = t.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["OPEN", "EXIT", "EXEC"]
+    assert lines[0].split() == ["OPEN", "PID", "COMM", "FD", "ERR", "PATH"]
+    assert lines[1].split() == ["EXIT", "LABEL", "PCOMM", "PID", "PPID", "TID", "AGE(s)",
+                                "EXIT_CODE", "ARGS"]
+    events = lines[3:]
+    assert [line.split()[0] for line in events] == ["exec", "open", "exit"]
+    assert events[1].split() == ["open", str(child.pid), "sh", "-1", "2", missing]
+    assert re.fullmatch(r"exit +exit +sh +%d +%d +%d +[0-9.]+ +code 7 /bin/sh -c trap .*exit 7"
+                        % (child.pid, os.getpid(), child.pid), events[2])
+
+
+def test_all_and_a_tool_that_cannot_start(tmp_path):
+    # a variant no tool has: the tools with variants (opensnoop, dcsnoop)
+    # cannot start; all goes on without them, and says so
+    env = {"SNOOPTOOLS_VARIANT": "none"}
+    t, child, script, _, _ = run(tmp_path, "all", env=env)
+    left = re.findall(r"^snoop: (\w+) left out: ", t.stderr, re.M)
+    assert left == ["dcsnoop", "opensnoop"]
+    tracing = re.search(r"^Tracing (.*)\.\.\. Ctrl-C", t.stderr, re.M).group(1).split(", ")
+    assert "open" not in tracing and "dc" not in tracing and "tty" not in tracing
+    assert {"exec", "exit", "kill", "fork", "stat"} <= set(tracing)
+    mine = " ".join(e["event"] for e in t.events if e["pid"] == child.pid)
+    # the dynamic loader's fstat()s come between the exec and the script
+    assert re.fullmatch(r"exec( stat)+ kill exit", mine), mine
+
+
+def test_a_named_tool_that_cannot_start_ends_snoop(tmp_path):
+    from helpers import run_tool
+    p = run_tool("snoop", "exec,open", "--pid", "1", "--duration", "1",
+                 env=dict(os.environ, SNOOPTOOLS_VARIANT="none"))
+    assert p.returncode == 1
+    assert p.stderr == "snoop: opensnoop: no variant 'none': opensnoop has exit, pair\n"
