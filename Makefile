@@ -15,7 +15,7 @@ DESTDIR   ?=
 
 # snoop runs the tools beside it: a command with no object of its own
 COMMANDS  := snoop
-TOOLS     := $(filter-out $(COMMANDS),$(sort $(notdir $(wildcard tools/*))))
+TOOLS     := $(filter-out $(COMMANDS),$(sort $(notdir $(wildcard tools/*snoop))))
 OBJS      := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
 MANS      := $(patsubst %,man/man8/%.8,$(TOOLS) $(COMMANDS))
 LIBSRC    := $(shell find lib/snooptools -name '*.py')
@@ -39,9 +39,14 @@ all: bpf man pyc ## build every BPF object and man page, and compile the library
 # as under PYTHONDONTWRITEBYTECODE).
 pyc: $(OUT)/pyc.stamp
 
-$(OUT)/pyc.stamp: $(LIBSRC) | $(OUT)/bpf
-	$(call msg,PYC,lib)
-	$(Q)$(PYTHON) -m compileall -q lib && touch $@
+# snoop imports the drivers it runs (they have no .py suffix: compileall
+# passes them by), from tools/__pycache__ where their bytecode is made here
+COMPILE_TOOLS = $(PYTHON) -c 'import importlib.util as u, py_compile, sys; \
+	[py_compile.compile(f, u.cache_from_source(f), doraise=True) for f in sys.argv[1:]]'
+
+$(OUT)/pyc.stamp: $(LIBSRC) $(addprefix tools/,$(TOOLS)) | $(OUT)/bpf
+	$(call msg,PYC,lib tools)
+	$(Q)$(PYTHON) -m compileall -q lib && $(COMPILE_TOOLS) $(addprefix tools/,$(TOOLS)) && touch $@
 
 bpf: $(OBJS) ## build the BPF objects into build/bpf
 
@@ -104,6 +109,7 @@ install: all ## install tools, objects, library and man pages
 	install -m 0644 $(OBJS) $(DESTDIR)$(TOOLSDIR)/bpf/
 	install -m 0644 lib/snooptools/*.py $(DESTDIR)$(TOOLSDIR)/lib/snooptools/
 	$(PYTHON) -m compileall -q -d $(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR)/lib
+	$(COMPILE_TOOLS) $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS))
 	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/
 
 uninstall: ## remove what install put in place

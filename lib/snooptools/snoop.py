@@ -134,7 +134,8 @@ def one_line_errors(parser, prefix):
 def section_parser(tool, short):
     """The parser of a tool's section: the tool's own options, and -e where
     the tool has it (the common options are snoop's, before any section)."""
-    p = argparse.ArgumentParser(prog="snoop %s:" % short, add_help=False)
+    p = argparse.ArgumentParser(prog="snoop %s:" % short, add_help=False,
+                                formatter_class=cli._HelpFormatter)
     tool.add_arguments(p)
     if tool.extended:
         short_flags = [f for f in (tool.short_extended,) + tool.extended_aliases
