@@ -33,6 +33,7 @@ import sys
 import threading
 
 from . import cli, filters, kernel, libbpf, loop, output, startup, transport
+from .bpfobject import object_path
 from .btf import STRUCT
 from .errors import SnoopError, UsageError
 from .loop import say
@@ -310,8 +311,9 @@ class Snoop(Tool):
             m.tool.args._container_selection = getattr(args, "_container_selection", None)
         ring = transport.SharedRing(args.buffer_mb << 20 if args.buffer_mb
                                     else transport.DEFAULT_RING_BYTES)
+        core = core_btf(self.members)
         try:
-            self.start(args, ring)
+            self.start(args, ring, core)
             buf = transport.RingBuffer(ring.fd, ring.size, self.lost)
             try:
                 return self.trace(args, buf)
@@ -322,10 +324,13 @@ class Snoop(Tool):
                 if m.obj is not None:
                     m.obj.close()
             ring.close()
+            if core is not None:
+                core.close()
 
-    def start(self, args, ring):
-        """Start every member's object, in parallel threads; leave out (all)
-        or fail on (tools named) those that cannot run here."""
+    def start(self, args, ring, core=None):
+        """Start every member's object, in parallel threads, relocated
+        against core (a corebtf.File) where there is one; leave out (all) or
+        fail on (tools named) those that cannot run here."""
         failed = {}
         todo = list(self.members)
 
@@ -336,7 +341,7 @@ class Snoop(Tool):
                 except IndexError:
                     return
                 try:
-                    m.obj, _ = startup.start(m.tool, m.tool.args, ring, m.tag)
+                    m.obj = start_member(m, ring, core)
                 except BaseException as e:      # re-raised in the main thread
                     failed[m.short] = e
 
@@ -450,6 +455,39 @@ class Snoop(Tool):
     def finish(self, args, out):
         for m, w in zip(self.members, out.writers):
             m.tool.finish(m.tool.args, w)
+
+
+def start_member(m, ring, core):
+    """m's object, started (startup.start). One that cannot start against
+    the cut-down BTF is tried against the kernel's own: should a kernel have
+    two types of a name these relocations need, libbpf picks the right one
+    from there (corebtf.py)."""
+    if core is not None:
+        try:
+            return startup.start(m.tool, m.tool.args, ring, m.tag, core.path)[0]
+        except SnoopError as e:
+            if isinstance(e, UsageError):
+                raise
+    return startup.start(m.tool, m.tool.args, ring, m.tag)[0]
+
+
+# From this many objects on, the kernel's BTF is cut down once for all of
+# them (corebtf.py), rather than read by libbpf for each: making it costs
+# about what reading it for two does.
+CORE_BTF_OBJECTS = 3
+
+
+def core_btf(members):
+    """The corebtf.File of members' objects, or None (few of them, or
+    relocations corebtf does not make)."""
+    if len(members) < CORE_BTF_OBJECTS or not kernel.prefer(
+            "SNOOPTOOLS_CORE_BTF", "cut", "kernel", lambda: True, "cut-down BTF"):
+        return None
+    from . import corebtf
+    try:
+        return corebtf.File([object_path(m.tool.name) for m in members])
+    except (corebtf.Unsupported, SnoopError):
+        return None                 # each object as it would load alone
 
 
 def wants_all(args):

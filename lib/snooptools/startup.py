@@ -16,14 +16,16 @@ class Refused(Exception):
         self.why = why
 
 
-def start(tool, args, ring=None, tag=0):
+def start(tool, args, ring=None, tag=0, core_btf=None):
     """Open, configure, load and attach tool's object, trying each variant
     in turn: a variant the kernel refuses (at load or attach) gives way to
     the next. Returns (object, transport factory); sets tool.variant to the
     one running and tool.clock to the clock of its events.
 
     ring, a transport.SharedRing: the object writes its events there, each
-    with tag as its head's tool_id (snoop), and no factory is returned."""
+    with tag as its head's tool_id (snoop), and no factory is returned.
+    core_btf: the BTF to relocate against (BPFObject), made for several
+    objects at once (snoop)."""
     refused = []
     variants = tool.variants or ((None, ()),)
     forced = os.environ.get("SNOOPTOOLS_VARIANT")
@@ -34,7 +36,7 @@ def start(tool, args, ring=None, tag=0):
                 tool.name, ", ".join(v for v, _ in tool.variants)))
     for variant, programs in variants:
         tool.variant = variant          # configure() and attach() may ask
-        obj = BPFObject(object_path(tool.name))
+        obj = BPFObject(object_path(tool.name), core_btf)
         try:
             select_programs(tool, obj)
             for other, progs in tool.variants:

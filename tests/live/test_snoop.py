@@ -92,3 +92,42 @@ def test_a_named_tool_that_cannot_start_ends_snoop(tmp_path):
                  env=dict(os.environ, SNOOPTOOLS_VARIANT="none"))
     assert p.returncode == 1
     assert p.stderr == "snoop: opensnoop: no variant 'none': opensnoop has exit, pair\n"
+
+
+def test_the_cut_down_btf_relocates_every_object_as_the_kernels_does():
+    """snoop loads its objects against the kernel's BTF cut down to what
+    their CO-RE relocations read (corebtf.py): every program of every object
+    (those this kernel can load) comes out of libbpf's relocation with the
+    very instructions it has against the kernel's whole BTF."""
+    import ctypes
+    from helpers import ROOT, fentry_allowed
+    from snooptools import corebtf, kernel, libbpf, transport
+    from snooptools.bpfobject import BPFObject
+    lib = libbpf.load()
+    lib.bpf_program__insns.restype = ctypes.c_void_p
+    lib.bpf_program__insns.argtypes = [libbpf.Program]
+    lib.bpf_program__insn_cnt.restype = ctypes.c_size_t
+    lib.bpf_program__insn_cnt.argtypes = [libbpf.Program]
+    kernel.tracefs()
+    paths = sorted(str(p) for p in (ROOT / "build" / "bpf").glob("*.bpf.o"))
+    core = corebtf.File(paths)
+
+    def relocated(path, btf):
+        with BPFObject(path, btf) as obj:
+            for prog, section, _ in obj.programs():
+                probe = kernel.section_probe(section)
+                if probe is not None and not probe[1] or \
+                        section.startswith(("fentry", "fexit")) and not fentry_allowed():
+                    obj.set_autoload(prog, False)
+            transport.choose(obj)
+            obj.load()
+            return {name: ctypes.string_at(lib.bpf_program__insns(p),
+                                           8 * lib.bpf_program__insn_cnt(p))
+                    for name, _, p in obj.programs() if lib.bpf_program__autoload(p)}
+    try:
+        assert core.size < 64 << 10
+        for path in paths:
+            whole = relocated(path, None)
+            assert whole and relocated(path, core.path) == whole, path
+    finally:
+        core.close()
