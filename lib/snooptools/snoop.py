@@ -155,12 +155,22 @@ def needs_arguments(parser):
 # -- one stream -------------------------------------------------------------------
 class Member:
     """One tool of the stream: its short name, driver instance, tag (its
-    records' tool_id) and, once started, its object."""
+    records' tool_id), its own options (own: {dest: value}) and, once
+    started, its object."""
 
-    def __init__(self, short, tool, tag):
-        self.short, self.tool, self.tag = short, tool, tag
+    def __init__(self, short, tool, tag, own):
+        self.short, self.tool, self.tag, self.own = short, tool, tag, own
         self.obj = None
         self.summary = None
+
+    def take(self, args):
+        """The tool's command line: the common options of args, and its own
+        (the same namespace, which the tool keeps as self.args)."""
+        targs = self.tool.args or argparse.Namespace()
+        vars(targs).update(vars(args))
+        vars(targs).update(self.own)
+        self.tool.args = targs
+        return targs
 
 
 class Joiner:
@@ -284,33 +294,27 @@ class Snoop(Tool):
         return members
 
     def member(self, short, tool, parser, argv, args, tag):
-        own = parser.parse_args(argv)
-        targs = argparse.Namespace(**vars(args))
-        for key, value in vars(own).items():
-            setattr(targs, key, value)
-        tool.args = targs
+        m = Member(short, tool, tag, vars(parser.parse_args(argv)))
+        targs = m.take(args)
         tool.validate(targs, parser)
         if tool.deferred(targs):
             parser.error("a table at the end has no place in a stream: run %s alone for it"
                          % tool.name)
-        return Member(short, tool, tag)
+        return m
 
     # -- run ------------------------------------------------------------------------
     def run(self, args):
-        kernel.check_privileges()
-        kernel.check_btf()
-        kernel.tracefs()
+        kernel.check_privileges()      # (probing for a ring buffer needs them)
         libbpf.load()
-        libbpf.set_verbose(args.verbose)
         if not transport.use_ring():
             raise SnoopError("snoop needs the BPF ring buffer",
                              "one ring keeps every tool's events in order; a perf buffer "
                              "is one per CPU", "run the tools one at a time")
+        self.prepare(args)
         filters.container_selection(args)      # made once, for every tool
         for m in self.members:
-            m.tool.args._container_selection = getattr(args, "_container_selection", None)
-        ring = transport.SharedRing(args.buffer_mb << 20 if args.buffer_mb
-                                    else transport.DEFAULT_RING_BYTES)
+            m.take(args)        # what prepare() made of the common options, for each
+        ring = transport.SharedRing(self.ring_bytes)
         core = core_btf(self.members)
         try:
             self.start(args, ring, core)
@@ -320,9 +324,7 @@ class Snoop(Tool):
             finally:
                 buf.close()
         finally:
-            for m in self.members:
-                if m.obj is not None:
-                    m.obj.close()
+            close_all([m.obj for m in self.members if m.obj is not None])
             ring.close()
             if core is not None:
                 core.close()
@@ -455,6 +457,18 @@ class Snoop(Tool):
     def finish(self, args, out):
         for m, w in zip(self.members, out.writers):
             m.tool.finish(m.tool.args, w)
+
+
+def close_all(objs):
+    """Close objs at once: each detaches its programs in parallel threads
+    (an RCU grace period each), and so do the objects."""
+    threads = [threading.Thread(target=obj.close) for obj in objs[1:]]
+    for t in threads:
+        t.start()
+    if objs:
+        objs[0].close()
+    for t in threads:
+        t.join()
 
 
 def start_member(m, ring, core):

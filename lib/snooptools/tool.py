@@ -182,6 +182,18 @@ class Tool:
             say(text)
 
     def run(self, args):
+        self.prepare(args)
+        obj, make_transport = startup.start(self, args)
+        with obj:
+            buf = make_transport()
+            try:
+                return loop.trace(self, obj, buf, args)
+            finally:
+                buf.close()
+
+    def prepare(self, args):
+        """What a run does before it starts an object: check the host, load
+        libbpf, size the buffer, start --exec's command (held)."""
         kernel.check_privileges()
         kernel.check_btf()
         kernel.tracefs()
@@ -195,13 +207,6 @@ class Tool:
         if getattr(args, "exec", None):
             self.child = Child(args.exec)
             args.pid = [self.child.pid]
-        obj, make_transport = startup.start(self, args)
-        with obj:
-            buf = make_transport()
-            try:
-                return loop.trace(self, obj, buf, args)
-            finally:
-                buf.close()
 
     def open_stdout(self, encoding=None):
         """The sink.Sink of the events' text on stdout (in the locale's
