@@ -156,7 +156,8 @@ class TextWriter:
         """Write the lines of the events since the last flush (one entry of
         _pending each: what the sink counts when it cannot write them)."""
         if self._pending:
-            lines, self._pending = self._pending, []
+            lines = self._pending.copy()
+            self._pending.clear()       # in place: other writers may share it
             self.sink.write("".join(lines), lines)
 
 
@@ -305,7 +306,8 @@ class JsonWriter:
 
     def flush(self):
         if self._pending:
-            lines, self._pending = self._pending, []
+            lines = self._pending.copy()
+            self._pending.clear()       # in place: other writers may share it
             lines.append("")
             data = "\n".join(lines)
             lines.pop()

@@ -137,6 +137,25 @@ def test_text_a_header_line_per_tool_then_lines_in_order():
         "exit  sh               8       1       8       0.50    code 3\n")
 
 
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_every_tools_lines_at_every_flush(json_mode):
+    """The writers share their pending lines: a flush (after each drain)
+    writes every tool's, not only those of the writer it is called on."""
+    s, out, sink = stream("exec,exit", *(["--json"] if json_mode else []))
+    out.header()
+    w_exec, w_exit = out.writers
+    for pid in (1, 2, 3):
+        w_exit.write(dict(EXIT, pid=pid))
+        w_exec.write(dict(EXEC, pid=pid))
+        out.flush()
+    events = sink.getvalue().splitlines()[0 if json_mode else 2:]
+    if json_mode:
+        events = ["%s %d" % (e["event"], e["pid"]) for e in map(json.loads, events)]
+    else:
+        events = ["%s %s" % tuple(line.split()[:3:2]) for line in events]
+    assert events == ["exit 1", "exec 1", "exit 2", "exec 2", "exit 3", "exec 3"]
+
+
 def test_json_each_tools_object_with_its_event():
     s, out, sink = stream("exec,exit", "--json")
     exit_ = dict(EXIT)
