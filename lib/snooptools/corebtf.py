@@ -45,9 +45,10 @@ class Unsupported(Exception):
 
 
 def relocations(path):
-    """[(root type's name, its kind, [access indexes], relocation kind)]
-    of the CO-RE relocations in the BPF object at path, with the object's
-    TypeInfo: (relocations, info)."""
+    """[(root type's name, its kind, [access indexes], relocation kind, root
+    type)] of the CO-RE relocations in the BPF object at path (each path
+    once: the field relocations of one path need the same types), with the
+    object's TypeInfo: (relocations, info)."""
     lib = libbpf.load()
     ext = ctypes.c_void_p()
     btf = lib.btf__parse_elf(path.encode(), ctypes.byref(ext))
@@ -72,6 +73,7 @@ def _core_relos(raw, info):
     end = pos + length
     rec_size = struct.unpack_from("=I", raw, pos)[0]
     pos += 4
+    seen = set()        # a path read by several programs: once
     while pos < end:
         _sec, count = struct.unpack_from("=II", raw, pos)
         pos += 8
@@ -79,6 +81,10 @@ def _core_relos(raw, info):
             # struct bpf_core_relo { insn_off, type_id, access_str_off, kind }
             _insn, tid, access, kind = struct.unpack_from("=IIII", raw, pos)
             pos += rec_size
+            key = (tid, access, kind in FIELD_RELOS or kind)
+            if key in seen:
+                continue
+            seen.add(key)
             root = info.strip(tid)
             yield (info.name(info._type(root).contents.name_off), info.kind(root),
                    [int(i) for i in info.name(access).split(":")], kind, root)
@@ -99,6 +105,7 @@ class Needs:
         self.types = {}         # kernel type id -> set of member indexes (or None)
         self.found = {}         # (name, kind) -> the kernel's type (a search each)
         self._members = {}      # (info, type) -> _members(): big structs recur
+        self._index = {}        # kernel type -> index()
 
     def members(self, info, tid):
         key = (id(info), tid)
@@ -154,7 +161,7 @@ class Needs:
                     return          # no match here: libbpf finds none either
                 kt = self.keep(self.k.array(kt)[0])
                 continue
-            name, ltype, _, _ = self.members(local, lt)[index]
+            name, ltype = _member(local, lt, index)
             lt = local.strip(ltype)
             if not name:
                 continue            # an anonymous member: matched through, by name
@@ -168,17 +175,38 @@ class Needs:
         through its anonymous members as libbpf does; its type's id."""
         if self.k.kind(tid) not in (STRUCT, UNION):
             return None
-        for i, (mname, mtype, _, _) in enumerate(self.members(self.k, tid)):
-            if mname == name:
+        names, anonymous = self.index(tid)
+        i = names.get(name)
+        if i is not None:
+            self.types.setdefault(tid, set()).add(i)
+            return self.keep(self.members(self.k, tid)[i][1])
+        for i, inner_type in anonymous:
+            inner = self.member(inner_type, name)
+            if inner is not None:
                 self.types.setdefault(tid, set()).add(i)
-                return self.keep(mtype)
-            if not mname and self.k.kind(self.k.strip(mtype)) in (STRUCT, UNION):
-                inner = self.member(self.k.strip(mtype), name)
-                if inner is not None:
-                    self.types.setdefault(tid, set()).add(i)
-                    self.keep(mtype)
-                    return inner
+                self.keep(inner_type)
+                return inner
         return None
+
+    def index(self, tid):
+        """({name: index} of kernel struct tid's named members, [(index,
+        type)] of its anonymous struct and union members), made once."""
+        got = self._index.get(tid)
+        if got is None:
+            names, anonymous = {}, []
+            for i, (mname, mtype, _, _) in enumerate(self.members(self.k, tid)):
+                if mname:
+                    names.setdefault(mname, i)
+                elif self.k.kind(self.k.strip(mtype)) in (STRUCT, UNION):
+                    anonymous.append((i, self.k.strip(mtype)))
+            got = self._index[tid] = (names, anonymous)
+        return got
+
+
+def _member(info, tid, index):
+    """(name, type) of member index of a struct or union (no other decoded)."""
+    m = info._trailer(tid, _Members, index + 1)[index]
+    return info.name(m.a), m.b
 
 
 def _members(info, tid):
@@ -278,12 +306,8 @@ def make(paths):
     needs = Needs(kernel_btf())
     for path in paths:
         relos, local = relocations(path)
-        seen = set()            # a path read by several programs: walked once
         for name, kind, access, relo, root in relos:
-            key = (root, tuple(access), relo in FIELD_RELOS or relo)
-            if key not in seen:
-                seen.add(key)
-                needs.add_relocation(local, name, kind, access, relo, root)
+            needs.add_relocation(local, name, kind, access, relo, root)
     return Writer(needs).raw()
 
 
