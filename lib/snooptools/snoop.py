@@ -307,7 +307,7 @@ class Snoop(Tool):
         kernel.check_privileges()      # (probing for a ring buffer needs them)
         libbpf.load()
         if not transport.use_ring():
-            raise SnoopError("snoop needs the BPF ring buffer",
+            raise SnoopError("no BPF ring buffer",
                              "one ring keeps every tool's events in order; a perf buffer "
                              "is one per CPU", "run the tools one at a time")
         self.prepare(args)

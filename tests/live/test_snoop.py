@@ -58,9 +58,13 @@ def test_one_stream_in_the_order_events_happened(tmp_path):
 
 def test_text_lines_and_each_tools_own_options(tmp_path):
     # open: -x, only failed opens (in the kernel); exit: --label
-    t, child, script, path, missing = run(tmp_path, "open,exit", "exec", "open:", "-x",
-                                          "exit:--label", json_mode=False)
-    lines = t.stdout.splitlines()
+    t, child, script, path, missing = run(tmp_path, "open,exit", "exec", "--summary", "open:",
+                                          "-x", "exit:--label", json_mode=False)
+    # three header lines, three events, then the summary
+    lines, summary = t.stdout.splitlines()[:6], "\n".join(t.stdout.splitlines()[6:])
+    # --summary: each tool's tables under its name, in the tools' order
+    assert re.findall(r"^(\w+): (\d+) events, 0 lost$", summary, re.M) == \
+        [("open", "1"), ("exit", "1"), ("exec", "1")]
     assert [line.split()[0] for line in lines[:3]] == ["OPEN", "EXIT", "EXEC"]
     assert lines[0].split() == ["OPEN", "PID", "COMM", "FD", "ERR", "PATH"]
     assert lines[1].split() == ["EXIT", "LABEL", "PCOMM", "PID", "PPID", "TID", "AGE(s)",
@@ -94,6 +98,15 @@ def test_a_named_tool_that_cannot_start_ends_snoop(tmp_path):
                  env=dict(os.environ, SNOOPTOOLS_VARIANT="none"))
     assert p.returncode == 1
     assert p.stderr == "snoop: opensnoop: no variant 'none': opensnoop has exit, pair\n"
+
+
+def test_no_perf_buffer():
+    """A perf buffer per CPU cannot give one order: refused, in one line."""
+    from helpers import run_tool
+    p = run_tool("snoop", "exec", "--pid", "1", env=dict(os.environ, SNOOPTOOLS_BUFFER="perf"))
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == ("snoop: no BPF ring buffer: one ring keeps every tool's events in "
+                        "order; a perf buffer is one per CPU (run the tools one at a time)\n")
 
 
 def test_the_cut_down_btf_relocates_every_object_as_the_kernels_does():
