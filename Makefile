@@ -13,9 +13,11 @@ TOOLSDIR  ?= $(PREFIX)/share/tools
 MANDIR    ?= $(PREFIX)/share/man/man8
 DESTDIR   ?=
 
-TOOLS     := $(sort $(notdir $(wildcard tools/*)))
+# snoop runs the tools beside it: a command with no object of its own
+COMMANDS  := snoop
+TOOLS     := $(filter-out $(COMMANDS),$(sort $(notdir $(wildcard tools/*snoop))))
 OBJS      := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(wildcard bpf/*.bpf.c))
-MANS      := $(patsubst %,man/man8/%.8,$(TOOLS))
+MANS      := $(patsubst %,man/man8/%.8,$(TOOLS) $(COMMANDS))
 LIBSRC    := $(shell find lib/snooptools -name '*.py')
 
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
@@ -37,9 +39,14 @@ all: bpf man pyc ## build every BPF object and man page, and compile the library
 # as under PYTHONDONTWRITEBYTECODE).
 pyc: $(OUT)/pyc.stamp
 
-$(OUT)/pyc.stamp: $(LIBSRC) | $(OUT)/bpf
-	$(call msg,PYC,lib)
-	$(Q)$(PYTHON) -m compileall -q lib && touch $@
+# snoop imports the drivers it runs (they have no .py suffix: compileall
+# passes them by), from tools/__pycache__ where their bytecode is made here
+COMPILE_TOOLS = $(PYTHON) -c 'import importlib.util as u, py_compile, sys; \
+	[py_compile.compile(f, u.cache_from_source(f), doraise=True) for f in sys.argv[1:]]'
+
+$(OUT)/pyc.stamp: $(LIBSRC) $(addprefix tools/,$(TOOLS)) | $(OUT)/bpf
+	$(call msg,PYC,lib tools)
+	$(Q)$(PYTHON) -m compileall -q lib && $(COMPILE_TOOLS) $(addprefix tools/,$(TOOLS)) && touch $@
 
 bpf: $(OBJS) ## build the BPF objects into build/bpf
 
@@ -59,6 +66,13 @@ man/man8/%.8: tools/% man/include/%.man man/common.man scripts/mkman $(LIBSRC) $
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p man/man8
 	$(Q)$(PYTHON) scripts/mkman $* > $@.tmp && mv $@.tmp $@
+
+# snoop's help names the tools it can run
+man/man8/snoop.8: tools/snoop man/include/snoop.man man/common.man scripts/mkman $(LIBSRC) \
+		$(addprefix tools/,$(TOOLS))
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p man/man8
+	$(Q)$(PYTHON) scripts/mkman snoop > $@.tmp && mv $@.tmp $@
 
 vmlinux: ## regenerate bpf/vmlinux.h from this kernel's BTF
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
@@ -89,17 +103,19 @@ RUNPYTHON = $(shell $(PYTHON) -c 'import sys; print(sys._base_executable)')
 
 install: all ## install tools, objects, library and man pages
 	install -d $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools $(DESTDIR)$(MANDIR)
-	$(Q)python=$(RUNPYTHON) && for t in $(TOOLS); do \
+	$(Q)python=$(RUNPYTHON) && for t in $(TOOLS) $(COMMANDS); do \
 		sed "1s|.*|#!$$python|" tools/$$t > $(DESTDIR)$(TOOLSDIR)/$$t && \
 		chmod 0755 $(DESTDIR)$(TOOLSDIR)/$$t || exit 1; done
 	install -m 0644 $(OBJS) $(DESTDIR)$(TOOLSDIR)/bpf/
 	install -m 0644 lib/snooptools/*.py $(DESTDIR)$(TOOLSDIR)/lib/snooptools/
 	$(PYTHON) -m compileall -q -d $(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR)/lib
+	$(COMPILE_TOOLS) $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS))
 	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/
 
 uninstall: ## remove what install put in place
-	rm -f $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS)) $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANS)))
-	rm -rf $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools
+	rm -f $(addprefix $(DESTDIR)$(TOOLSDIR)/,$(TOOLS) $(COMMANDS)) $(addprefix $(DESTDIR)$(MANDIR)/,$(notdir $(MANS)))
+	rm -rf $(DESTDIR)$(TOOLSDIR)/bpf $(DESTDIR)$(TOOLSDIR)/lib/snooptools \
+		$(DESTDIR)$(TOOLSDIR)/__pycache__
 	-rmdir $(DESTDIR)$(TOOLSDIR)/lib $(DESTDIR)$(TOOLSDIR) 2>/dev/null
 
 clean: ## remove build output

@@ -13,7 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = ROOT / "tools"
-TOOLS = sorted(p.name for p in TOOLS_DIR.iterdir() if p.is_file() and not p.name.startswith("_"))
+COMMANDS = ["snoop"]       # in tools/, with no object of their own: they run the tools
+TOOLS = sorted(p.name for p in TOOLS_DIR.iterdir()
+               if p.is_file() and not p.name.startswith("_") and p.name not in COMMANDS)
 sys.path.insert(0, str(ROOT / "lib"))
 
 

@@ -479,7 +479,15 @@ struct task_head {
 	char comm[TASK_COMM_LEN];
 	u32 vpid;		/* pid (thread group id) in current's own pid namespace */
 	u64 cgroup_id;		/* current's cgroup v2 id: its directory's inode number */
+	u32 tool_id;		/* which object sent it: this_tool, below */
+	u32 spare;		/* zero: the head has no hole left unwritten */
 };
+
+/* The tool an event comes from, in its head: snoop runs several tools'
+ * objects on one ring buffer, and reads each record's tool here to decode
+ * it (the size of a record does not tell: it varies within a tool, and
+ * tools share sizes). 0 when a tool runs alone. */
+const volatile u32 this_tool = 0;
 
 /* The pid of task's thread group as its own (innermost) pid namespace
  * numbers it: what ps shows inside a container. */
@@ -510,6 +518,8 @@ static __always_inline void fill_task(struct task_head *h)
 		h->vpid = task_vpid((struct task_struct *)bpf_get_current_task());
 	}
 	h->cgroup_id = current_cgroup_id();
+	h->tool_id = this_tool;
+	h->spare = 0;
 }
 
 /*

@@ -99,11 +99,18 @@ def map_type_name(map_type):
 
 
 class BPFObject:
-    def __init__(self, path):
+    def __init__(self, path, core_btf=None):
+        """The object at path; core_btf: the path of the kernel's BTF (or of
+        the part of it the object's CO-RE relocations need: corebtf.py)
+        for libbpf to relocate against, instead of reading the kernel's."""
         self.path = path
         self.name = os.path.basename(path).removesuffix(".bpf.o")
         self._lib = libbpf.load()
-        self._obj = libbpf.call("bpf_object__open_file", path.encode(), None,
+        opts = None
+        if core_btf:
+            opts = ctypes.byref(libbpf.OpenOpts(sz=ctypes.sizeof(libbpf.OpenOpts),
+                                                btf_custom_path=core_btf.encode()))
+        self._obj = libbpf.call("bpf_object__open_file", path.encode(), opts,
                                 what="opening " + path, hint="rebuild it with make")
         self._links = []
         self._maps = {}

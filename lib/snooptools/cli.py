@@ -37,12 +37,13 @@ def parser(tool):
                         "bigger rides out longer bursts" % (tool.ring_bytes >> 20))
     g.add_argument("--quiet", action="store_true", help="no status lines on stderr")
     g.add_argument("--verbose", action="store_true", help="show libbpf's log on stderr")
-    add_export_arguments(p)
+    if tool.exports:
+        add_export_arguments(p)
     return p
 
 
 def add_export_arguments(p):
-    """--otlp and its companions (a future snoop command has them too)."""
+    """--otlp and its companions."""
     g = p.add_argument_group("export to an OpenTelemetry Collector")
     g.add_argument("--otlp", nargs="?", const="", type=otlp_url, metavar="URL",
                    help="also send each event as an OTLP log record over OTLP/HTTP to "
@@ -76,10 +77,10 @@ def otlp_header(text):
 
 def parse(tool, argv):
     """args, checked as far as the command line can tell, and the parser."""
-    p = parser(tool)
+    p = tool.parser()
     args = p.parse_args(argv)
     filters.check(args, p.error)
-    if args.otlp is None and (args.otlp_only or args.otlp_header):
+    if getattr(args, "otlp", "") is None and (args.otlp_only or args.otlp_header):
         p.error("--otlp-only and --otlp-header go with --otlp")
     return args, p
 

@@ -39,6 +39,14 @@ class UprobeOpts(ctypes.Structure):
                 ("func_name", ctypes.c_char_p)]
 
 
+class OpenOpts(ctypes.Structure):
+    # struct bpf_object_open_opts (libbpf 1.1 layout; sz tells libbpf which fields exist)
+    _fields_ = [("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p),
+                ("relaxed_maps", ctypes.c_bool), ("pin_root_path", ctypes.c_char_p),
+                ("_attach_prog_fd", ctypes.c_uint32), ("kconfig", ctypes.c_char_p),
+                ("btf_custom_path", ctypes.c_char_p)]
+
+
 class MapInfo(ctypes.Structure):
     # struct bpf_map_info { __u32 type; __u32 id; __u32 key_size; __u32 value_size;
     #         __u32 max_entries; __u32 map_flags; char name[BPF_OBJ_NAME_LEN]; ... }:
@@ -156,6 +164,10 @@ def _bind():
     _proto("bpf_map__initial_value", c.c_void_p, Map, c.POINTER(c.c_size_t))
     # int bpf_map__reuse_fd(struct bpf_map *map, int fd);
     _proto("bpf_map__reuse_fd", c.c_int, Map, c.c_int)
+    # int bpf_map_create(enum bpf_map_type map_type, const char *map_name, __u32 key_size,
+    #         __u32 value_size, __u32 max_entries, const struct bpf_map_create_opts *opts);
+    _proto("bpf_map_create", c.c_int, c.c_int, c.c_char_p, c.c_uint32, c.c_uint32, c.c_uint32,
+           c.c_void_p)
     # int bpf_obj_get(const char *pathname);
     _proto("bpf_obj_get", c.c_int, c.c_char_p)
     # int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
@@ -176,6 +188,39 @@ def _bind():
     _proto("btf__parse_elf", BTF, c.c_char_p, c.c_void_p)
     # void btf__free(struct btf *btf);
     _proto("btf__free", None, BTF)
+    # struct btf *btf__load_vmlinux_btf(void);
+    _proto("btf__load_vmlinux_btf", BTF)
+    # const void *btf_ext__get_raw_data(const struct btf_ext *btf_ext, __u32 *size);
+    _proto("btf_ext__get_raw_data", c.c_void_p, c.c_void_p, c.POINTER(c.c_uint32))
+    # void btf_ext__free(struct btf_ext *btf_ext);
+    _proto("btf_ext__free", None, c.c_void_p)
+    # struct btf *btf__new_empty(void);
+    _proto("btf__new_empty", BTF)
+    # int btf__add_int(struct btf *btf, const char *name, size_t byte_sz, int encoding);
+    _proto("btf__add_int", c.c_int, BTF, c.c_char_p, c.c_size_t, c.c_int)
+    # int btf__add_float(struct btf *btf, const char *name, size_t byte_sz);
+    _proto("btf__add_float", c.c_int, BTF, c.c_char_p, c.c_size_t)
+    # int btf__add_ptr(struct btf *btf, int ref_type_id);
+    _proto("btf__add_ptr", c.c_int, BTF, c.c_int)
+    # int btf__add_array(struct btf *btf, int index_type_id, int elem_type_id, __u32 nr_elems);
+    _proto("btf__add_array", c.c_int, BTF, c.c_int, c.c_int, c.c_uint32)
+    # int btf__add_struct(struct btf *btf, const char *name, __u32 sz);
+    _proto("btf__add_struct", c.c_int, BTF, c.c_char_p, c.c_uint32)
+    # int btf__add_union(struct btf *btf, const char *name, __u32 sz);
+    _proto("btf__add_union", c.c_int, BTF, c.c_char_p, c.c_uint32)
+    # int btf__add_field(struct btf *btf, const char *name, int field_type_id,
+    #         __u32 bit_offset, __u32 bit_size);
+    _proto("btf__add_field", c.c_int, BTF, c.c_char_p, c.c_int, c.c_uint32, c.c_uint32)
+    # int btf__add_enum(struct btf *btf, const char *name, __u32 bytes_sz);
+    _proto("btf__add_enum", c.c_int, BTF, c.c_char_p, c.c_uint32)
+    # int btf__add_enum_value(struct btf *btf, const char *name, __s64 value);
+    _proto("btf__add_enum_value", c.c_int, BTF, c.c_char_p, c.c_int64)
+    # int btf__add_enum64(struct btf *btf, const char *name, __u32 byte_sz, bool is_signed);
+    _proto("btf__add_enum64", c.c_int, BTF, c.c_char_p, c.c_uint32, c.c_bool)
+    # int btf__add_enum64_value(struct btf *btf, const char *name, __u64 value);
+    _proto("btf__add_enum64_value", c.c_int, BTF, c.c_char_p, c.c_uint64)
+    # const void *btf__raw_data(const struct btf *btf, __u32 *size);
+    _proto("btf__raw_data", c.c_void_p, BTF, c.POINTER(c.c_uint32))
     # const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
     _proto("btf__name_by_offset", c.c_char_p, BTF, c.c_uint32)
     # int libbpf_num_possible_cpus(void);

@@ -28,9 +28,16 @@ def trace(tool, obj, buf, args):
         from . import otlp
         export = otlp.start(tool, args)
     handle = decoder(tool, obj.layout("event"), emitter(out, summary, export, args))
-    refresh = filters.refresher(obj, args)
-    misses = functools.partial(filters.tree_misses, obj, args)
+    return serve(tool, buf, args, out, summary, handle, filters.refresher(obj, args),
+                 functools.partial(filters.tree_misses, obj, args), export)
 
+
+def serve(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: None,
+          export=None):
+    """Print the events of buf through handle and out until stopped; the
+    exit status. (trace() for one tool's object; snoop's for several.)
+    misses() counts the processes of --tree's tree not followed; export,
+    --otlp's (otlp.py)."""
     # From here on Ctrl-C, SIGTERM and SIGHUP end tracing between drains,
     # never inside one: an exception raised mid-drain would leave records
     # written but not released, to be read and written again. The first
@@ -145,11 +152,12 @@ def _loop(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: No
     return 0
 
 
-def decoder(tool, layout, emit):
+def decoder(tool, layout, emit, event=None):
     """handle(data, start, end): the record of one event, from its bytes to
     emit(), as one function made for tool's struct event and record()
     (Layout.function): no dict of the event's fields is made, and record()
-    gets the fields it names as its arguments.
+    gets the fields it names as its arguments. event: the record's first
+    key, "event", is this (snoop: the tool's short name).
 
     Every record has the task's cgroup_id, and vpid where its pid namespace
     numbers it otherwise; in --json (and for --containers) the keys of its
@@ -177,8 +185,9 @@ def decoder(tool, layout, emit):
     body = ("comm = comms.get(f_comm)\n"
             "if comm is None:\n"
             "    comm = new_comm(f_comm)\n"
-            "rec = {'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
+            "rec = {%s'ts': f_ts_ns / 1e9 + offset, 'pid': f_pid, 'tid': f_tid,\n"
             "       'uid': f_uid, 'comm': comm%s}\n") % (
+                "" if event is None else "'event': %r, " % event,
                 ", 'cgroup_id': f_cgroup_id" if "cgroup_id" in head else "")
     if "vpid" in head:
         body += ("if f_vpid != f_pid and f_vpid:\n"
@@ -200,8 +209,14 @@ def decoder(tool, layout, emit):
 
 
 def report_lost(buf, seen):
+    """Say how many events buf lost since the count seen; the count now:
+    a number, or (snoop) {tool: number}, said tool by tool."""
     lost = buf.lost()
-    if lost > seen:
+    if isinstance(lost, dict):
+        for name, n in lost.items():
+            if n > (seen or {}).get(name, 0):
+                say("%d %s events lost" % (n - (seen or {}).get(name, 0), name))
+    elif lost > seen:
         say("%d events lost" % (lost - seen))
     return lost
 

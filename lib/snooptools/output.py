@@ -125,19 +125,26 @@ class Clock:
 class TextWriter:
     """Rows of columns, written to a sink.Sink at each flush. rows(rec), when
     given, turns one record into the records of its lines (sofdsnoop: one
-    line per passed fd)."""
+    line per passed fd). pending: a list of lines shared with other writers
+    of the same sink, which any of them flushes (snoop: one stream of
+    several tools' lines, in order)."""
 
-    def __init__(self, columns, sink, rows=None):
+    def __init__(self, columns, sink, rows=None, pending=None):
         self.columns = columns
         self.sink = sink
         self._rows = rows
         self._fmt = _line_format(columns) + "\n"
         self._head = _line_format(columns, header=True)
         self._line = _line_function(columns, self._fmt)
-        self._pending = []
+        self._pending = [] if pending is None else pending
 
     def header(self):
-        self.sink.write((self._head % tuple(c.header for c in self.columns)).rstrip() + "\n")
+        self.sink.write(self.header_line())
+
+    def header_line(self, **headers):
+        """The header, with the headers of some columns (by key) replaced."""
+        return (self._head % tuple(headers.get(c.key, c.header) for c in self.columns)
+                ).rstrip() + "\n"
 
     def write(self, rec):
         """Keep rec's line (lines, with rows) for the next flush; return it."""
@@ -158,7 +165,8 @@ class TextWriter:
         """Write the lines of the events since the last flush (one entry of
         _pending each: what the sink counts when it cannot write them)."""
         if self._pending:
-            lines, self._pending = self._pending, []
+            lines = self._pending.copy()
+            self._pending.clear()       # in place: other writers may share it
             self.sink.write("".join(lines), lines)
 
 
@@ -262,11 +270,12 @@ class JsonWriter:
 
     SHAPES = 8
 
-    def __init__(self, sink):
+    def __init__(self, sink, pending=None):
         self._dumps = _json_encoder()
         self._shapes = []
         self.sink = sink
-        self._pending = []      # lines, without their newlines
+        # lines, without their newlines (pending: shared, as TextWriter's)
+        self._pending = [] if pending is None else pending
 
     def header(self):
         pass
@@ -313,7 +322,8 @@ class JsonWriter:
 
     def flush(self):
         if self._pending:
-            lines, self._pending = self._pending, []
+            lines = self._pending.copy()
+            self._pending.clear()       # in place: other writers may share it
             lines.append("")
             data = "\n".join(lines)
             lines.pop()

@@ -17,11 +17,16 @@ class Refused(Exception):
         self.why = why
 
 
-def start(tool, args):
+def start(tool, args, ring=None, tag=0, core_btf=None):
     """Open, configure, load and attach tool's object, trying each variant
     in turn: a variant the kernel refuses (at load or attach) gives way to
     the next. Returns (object, transport factory); sets tool.variant to the
-    one running and tool.clock to the clock of its events."""
+    one running and tool.clock to the clock of its events.
+
+    ring, a transport.SharedRing: the object writes its events there, each
+    with tag as its head's tool_id (snoop), and no factory is returned.
+    core_btf: the BTF to relocate against (BPFObject), made for several
+    objects at once (snoop)."""
     refused, denied = [], False
     variants = tool.variants or ((None, ()),)
     forced = os.environ.get("SNOOPTOOLS_VARIANT")
@@ -32,7 +37,7 @@ def start(tool, args):
                 tool.name, ", ".join(v for v, _ in tool.variants)))
     for variant, programs in variants:
         tool.variant = variant          # configure() and attach() may ask
-        obj = BPFObject(object_path(tool.name))
+        obj = BPFObject(object_path(tool.name), core_btf)
         try:
             select_programs(tool, obj)
             for other, progs in tool.variants:
@@ -40,7 +45,9 @@ def start(tool, args):
                     obj.set_autoload(name, False)
             if variant == "kprobe" and not kernel.has_kprobes():
                 raise Refused("not built into this kernel")
-            make_transport = transport.choose(obj, tool.ring_bytes, tool.perf_pages)
+            make_transport = transport.choose(obj, tool.ring_bytes, tool.perf_pages, ring)
+            if tag:
+                obj.set_rodata(this_tool=tag)
             use_kernel_features(obj)
             filters.apply(obj, args)
             tool.configure(obj, args)

@@ -54,6 +54,7 @@ class Tool:
     # own instead (or always show one); a deferred table has none
     time_width, timestamp_width, timestamp_decimals = -9, -8, 3
     own_time = False
+    exports = True              # --otlp and its companions (otlp.py)
     summary_key = summary_header = None
     # Fields beyond BCC's columns are shown in text only when asked for:
     # extended, the help of -e/--extended (None: the tool has none), which
@@ -183,6 +184,18 @@ class Tool:
             say(text)
 
     def run(self, args):
+        self.prepare(args)
+        obj, make_transport = startup.start(self, args)
+        with obj:
+            buf = make_transport()
+            try:
+                return loop.trace(self, obj, buf, args)
+            finally:
+                buf.close()
+
+    def prepare(self, args):
+        """What a run does before it starts an object: check the host, load
+        libbpf, size the buffer, start --exec's command (held)."""
         kernel.check_privileges()
         kernel.check_btf()
         kernel.tracefs()
@@ -196,13 +209,6 @@ class Tool:
         if args.exec:
             self.child = Child(args.exec)
             args.tree = self.child.pid      # its tree, from before its exec
-        obj, make_transport = startup.start(self, args)
-        with obj:
-            buf = make_transport()
-            try:
-                return loop.trace(self, obj, buf, args)
-            finally:
-                buf.close()
 
     def open_stdout(self, encoding=None):
         """The sink.Sink of the events' text on stdout (in the locale's
@@ -224,10 +230,15 @@ class Tool:
     def writer(self, args):
         if args.json:
             return output.JsonWriter(self.open_stdout("utf-8"))     # JSON text is UTF-8
+        return output.TextWriter(self.text_columns(args), self.open_stdout(), self.text_rows)
+
+    def text_columns(self, args):
+        """The columns of a text line: the time's and CONTAINER, as the
+        common options ask, then the tool's own."""
         cols = [] if self.own_time or self.deferred(args) else self.time_columns(args)
         if filters.container_column(args) and not self.deferred(args):
             cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label))
-        return output.TextWriter(cols + self.columns(args), self.open_stdout(), self.text_rows)
+        return cols + self.columns(args)
 
     def container_label(self, cgroup_id):
         """--containers' column: the name (or short id) of the event's container."""

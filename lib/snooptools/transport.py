@@ -16,6 +16,7 @@ or after a short timeout, so events are batched yet never wait long.
 """
 import ctypes
 import mmap
+import os
 import select
 
 from . import kernel, libbpf
@@ -29,19 +30,47 @@ DEFAULT_RING_BYTES = 8 << 20
 DEFAULT_PERF_PAGES = 64
 
 
-def choose(obj, ring_bytes=DEFAULT_RING_BYTES, perf_pages=DEFAULT_PERF_PAGES):
-    """Configure obj (before load) for the transport this kernel supports.
+def choose(obj, ring_bytes=DEFAULT_RING_BYTES, perf_pages=DEFAULT_PERF_PAGES, ring=None):
+    """Configure obj (before load) for the transport this kernel supports,
+    or to send its events into ring, a SharedRing (snoop: several objects'
+    events in one ring buffer, in the order they were written).
 
     Returns a factory to call after load."""
-    if kernel.prefer("SNOOPTOOLS_BUFFER", "ring", "perf", kernel.has_ringbuf, "BPF ring buffer"):
+    if ring is not None:
+        obj.reuse_map("events", ring.fd)
+        obj.set_rodata(use_ringbuf=True, wakeup_bytes=ring.size // 4)
+        return None
+    if use_ring():
         ring_bytes = ring_size(ring_bytes)
         obj.resize("events", ring_bytes)
         obj.set_rodata(use_ringbuf=True, wakeup_bytes=ring_bytes // 4)
-        return lambda: RingBuffer(obj, ring_bytes)
+        return lambda: RingBuffer(obj.map_fd("events"), ring_bytes,
+                                  lambda: obj.percpu_sum("lost_events"))
     # the ring map still exists in the object: make it a harmless one-slot array
     obj.stub_map("events")
     obj.set_rodata(use_ringbuf=False)
     return lambda: PerfBuffer(obj, perf_pages)
+
+
+def use_ring():
+    """Whether events go through a ring buffer (else a perf buffer)."""
+    return kernel.prefer("SNOOPTOOLS_BUFFER", "ring", "perf", kernel.has_ringbuf,
+                         "BPF ring buffer")
+
+
+class SharedRing:
+    """A ring buffer map made before any object is loaded, for several
+    objects to write into (choose(ring=...)): its fd, its size."""
+
+    def __init__(self, nbytes):
+        self.size = ring_size(nbytes)
+        self.fd = libbpf.call("bpf_map_create", kernel.BPF_MAP_TYPE_RINGBUF, b"events", 0, 0,
+                              self.size, None, what="creating the ring buffer")
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def ring_size(nbytes):
@@ -111,11 +140,13 @@ class RingReader:
 
 
 class RingBuffer:
+    """The reader of the ring buffer map fd, of size bytes; lost() counts
+    the events its writers could not put in it."""
+
     kind = "ring buffer"
 
-    def __init__(self, obj, size):
-        self._obj = obj
-        fd = obj.map_fd("events")
+    def __init__(self, fd, size, lost):
+        self.lost = lost
         page = mmap.PAGESIZE
         try:
             self._cmap = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
@@ -136,9 +167,6 @@ class RingBuffer:
 
     def drain(self, handle):
         return self._reader.drain(handle)
-
-    def lost(self):
-        return self._obj.percpu_sum("lost_events")
 
     def close(self):
         if self._ep is None:

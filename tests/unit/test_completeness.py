@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, TOOLS
+from helpers import COMMANDS, ROOT, TOOLS
 
 
 def test_there_are_tools():
@@ -20,7 +20,15 @@ def test_tool_has_every_piece(tool):
         assert (ROOT / (piece % tool)).is_file(), piece % tool
 
 
-@pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_has_every_piece(command):
+    assert os.access(ROOT / "tools" / command, os.X_OK)
+    for piece in ("man/include/%s.man", "man/man8/%s.8", "examples/%s_example.txt",
+                  "tests/live/test_%s.py"):
+        assert (ROOT / (piece % command)).is_file(), piece % command
+
+
+@pytest.mark.parametrize("tool", TOOLS + COMMANDS)
 def test_example_usage_matches_help(tool):
     text = (ROOT / "examples" / ("%s_example.txt" % tool)).read_text()
     marker = "USAGE message:\n\n# %s -h\n" % tool
@@ -31,7 +39,7 @@ def test_example_usage_matches_help(tool):
     assert text.split(marker, 1)[1] == help_text
 
 
-@pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.parametrize("tool", TOOLS + COMMANDS)
 def test_man_page_lists_every_option(tool):
     page = (ROOT / "man" / "man8" / ("%s.8" % tool)).read_text()
     assert ".SH EXAMPLES" in page and ".SH FIELDS" in page
