@@ -6,6 +6,7 @@ suitable map exit 2 with one line."""
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -140,9 +141,25 @@ def test_every_bcc_tool_with_the_options_runs_with_them(bpffs, tool):
     assert t.returncode == 0 and t.events == [], t.stderr
 
 
+# Loads syncsnoop's object and pins one of its programs. (bpftool's prog
+# load pins an object's first program, which is --tree's, loaded only on
+# request: SEC("?...").)
+PIN_A_PROGRAM = """import ctypes, sys
+from snooptools import libbpf
+from snooptools.bpfobject import BPFObject
+lib = libbpf.load()
+lib.bpf_obj_pin.argtypes = (ctypes.c_int, ctypes.c_char_p)
+with BPFObject(sys.argv[1]) as obj:
+    obj.load()
+    fd = next(fd for fd in (lib.bpf_program__fd(p) for _, _, p in obj.programs()) if fd >= 0)
+    sys.exit(lib.bpf_obj_pin(fd, sys.argv[2].encode()) != 0)
+"""
+
+
 def pinned_program(bpffs):
     path = os.path.join(bpffs, "prog")
-    bpftool("prog", "load", str(ROOT / "build" / "bpf" / "syncsnoop.bpf.o"), path)
+    subprocess.run([sys.executable, "-c", PIN_A_PROGRAM, str(ROOT / "build/bpf/syncsnoop.bpf.o"),
+                    path], check=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "lib")))
     return path
 
 
