@@ -122,7 +122,17 @@ class Clock:
         return self._hms
 
 
-class TextWriter:
+class PendingLines:
+    """A writer's events' lines, kept in _pending by write() until flush()."""
+
+    def text(self, rec):
+        """rec's line as write() makes it, kept for no flush (--otlp-only)."""
+        line = self.write(rec)
+        self._pending.pop()
+        return line
+
+
+class TextWriter(PendingLines):
     """Rows of columns, written to a sink.Sink at each flush. rows(rec), when
     given, turns one record into the records of its lines (sofdsnoop: one
     line per passed fd). pending: a list of lines shared with other writers
@@ -153,12 +163,6 @@ class TextWriter:
         else:
             line = self._line(rec)
         self._pending.append(line)
-        return line
-
-    def text(self, rec):
-        """rec's line as write() makes it, kept for no flush (--otlp-only)."""
-        line = self.write(rec)
-        self._pending.pop()
         return line
 
     def flush(self):
@@ -262,7 +266,7 @@ def _shape_encoder(rec, generic):
     return codegen.function("encode", src, scope, "JSON of records of " + ", ".join(rec))
 
 
-class JsonWriter:
+class JsonWriter(PendingLines):
     """One object per line. Records mostly come in a few shapes per tool;
     each shape seen gets its own encoder (_shape_encoder), the last one
     that served is tried first, and past SHAPES of them the generic encoder
@@ -312,12 +316,6 @@ class JsonWriter:
                     rec[k] = [json_safe(x) if isinstance(x, str) else x for x in v]
             line = self._generic(rec)
         self._pending.append(line)
-        return line
-
-    def text(self, rec):
-        """rec's line as write() makes it, kept for no flush (--otlp-only)."""
-        line = self.write(rec)
-        self._pending.pop()
         return line
 
     def flush(self):
