@@ -160,7 +160,7 @@ def test_path_prefix_filter_in_kernel(files):
 def test_exec_runs_and_traces_only_the_command(files):
     # head -c 0 prints nothing, so stdout holds only the tracer's JSON
     with Tracer("opensnoop", "--exec", "head", "-c", "0", "%s/present" % files) as t:
-        pass
+        t.proc.wait(timeout=60)     # ends by itself when head does (no SIGINT before)
     pids = {e["pid"] for e in t.events}
     assert len(pids) == 1 and pids != {os.getpid()}
     assert ["%s/present" % files] == [e["path"] for e in t.events if e["path"].endswith("present")]
