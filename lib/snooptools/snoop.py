@@ -33,7 +33,6 @@ import sys
 import threading
 
 from . import cli, filters, kernel, libbpf, loop, output, startup, transport
-from .bpfobject import object_path
 from .btf import STRUCT
 from .errors import SnoopError, UsageError
 from .loop import say
@@ -322,7 +321,7 @@ class Snoop(Tool):
         for m in self.members:
             m.take(args)        # what prepare() made of the common options, for each
         ring = transport.SharedRing(self.ring_bytes)
-        core = core_btf(self.members)
+        core = startup.cut_btf([m.tool.name for m in self.members])
         try:
             self.start(args, ring, core)
             buf = transport.RingBuffer(ring.fd, ring.size, self.lost)
@@ -338,7 +337,7 @@ class Snoop(Tool):
 
     def start(self, args, ring, core=None):
         """Start every member's object, in parallel threads, relocated
-        against core (a corebtf.File) where there is one; leave out (all) or
+        against core (startup.cut_btf()) where there is one; leave out (all) or
         fail on (tools named) those that cannot run here."""
         failed = {}
         todo = list(self.members)
@@ -485,34 +484,8 @@ def close_all(objs):
 
 
 def start_member(m, ring, core):
-    """m's object, started (startup.start). One that cannot start against
-    the cut-down BTF is tried against the kernel's own: should a kernel have
-    two types of a name these relocations need, libbpf picks the right one
-    from there (corebtf.py)."""
-    if core is not None:
-        try:
-            return startup.start(m.tool, m.tool.args, ring, m.tag, core.path)[0]
-        except SnoopError as e:
-            if isinstance(e, UsageError):
-                raise
-    return startup.start(m.tool, m.tool.args, ring, m.tag)[0]
-
-
-def core_btf(members):
-    """The corebtf.File of members' objects, or None (relocations corebtf
-    does not make, or SNOOPTOOLS_CORE_BTF=kernel). Made for every run: even
-    for one object, cutting the kernel's BTF down here costs less than
-    libbpf's search of all of it (snoop open: 103 ms to ready against 121,
-    exec,open 120 against 156, all 479 against 862; medians, niced, on a
-    loaded machine)."""
-    if not kernel.prefer("SNOOPTOOLS_CORE_BTF", "cut", "kernel", lambda: True,
-                         "cut-down BTF"):
-        return None
-    from . import corebtf
-    try:
-        return corebtf.File([object_path(m.tool.name) for m in members])
-    except (corebtf.Unsupported, SnoopError):
-        return None                 # each object as it would load alone
+    """m's object, started (startup.start_cut)."""
+    return startup.start_cut(m.tool, m.tool.args, core, ring, m.tag)[0]
 
 
 def wants_all(args):

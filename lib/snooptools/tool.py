@@ -185,7 +185,12 @@ class Tool:
 
     def run(self, args):
         self.prepare(args)
-        obj, make_transport = startup.start(self, args)
+        core = startup.cut_btf([self.name])
+        try:
+            obj, make_transport = startup.start_cut(self, args, core)
+        finally:
+            if core is not None:
+                core.close()
         with obj:
             buf = make_transport()
             try:
