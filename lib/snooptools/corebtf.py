@@ -339,17 +339,17 @@ def for_objects(paths):
 
 def _cache_key(paths):
     """What a kept BTF was made from: this boot, this kernel, this module
-    and each object's file (a rebuilt or reinstalled one is another)."""
-    import hashlib
-    h = hashlib.sha256()
+    and each object's file (a rebuilt or reinstalled one is another), in 64
+    bits (zlib's two checksums: hashlib's import alone, OpenSSL's, costs
+    more than the start-up this cache saves)."""
+    import zlib
     with open("/proc/sys/kernel/random/boot_id", "rb") as f:
-        h.update(f.read())
-    h.update(" ".join(os.uname()).encode())
+        text = f.read() + " ".join(os.uname()).encode()
     for path in (__file__, *paths):
         st = os.stat(path)
-        h.update(("%s %d %d %d\n" % (os.path.realpath(path), st.st_ino, st.st_size,
-                                      st.st_mtime_ns)).encode())
-    return h.hexdigest()[:32]
+        text += ("%s %d %d %d\n" % (os.path.realpath(path), st.st_ino, st.st_size,
+                                     st.st_mtime_ns)).encode()
+    return "%08x%08x" % (zlib.crc32(text), zlib.adler32(text))
 
 
 class Kept:
