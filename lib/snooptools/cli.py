@@ -21,12 +21,7 @@ def parser(tool):
                    help="include a HH:MM:SS wall-clock column")
     g.add_argument(*flags(tool.short_timestamp, "--timestamp"), action="store_true",
                    help="include a column of seconds since tracing started")
-    if tool.extended:       # text columns beyond BCC's
-        short = [f for f in (tool.short_extended,) + tool.extended_aliases
-                 if f and not f.startswith("--")]
-        long = [f for f in tool.extended_aliases if f.startswith("--")]
-        g.add_argument(*short, "--extended", *long, dest="extended", action="store_true",
-                       help=tool.extended)
+    add_extended(g, tool)
     g.add_argument("--json", action="store_true",
                    help="one JSON object per event per line, no header")
     g.add_argument("--summary", action="store_true", help="print a table of event counts at exit")
@@ -40,6 +35,17 @@ def parser(tool):
     if tool.exports:
         add_export_arguments(p)
     return p
+
+
+def add_extended(p, tool):
+    """-e/--extended (and BCC's own spellings of it), where the tool has
+    text columns beyond BCC's."""
+    if tool.extended:
+        short = [f for f in (tool.short_extended,) + tool.extended_aliases
+                 if f and not f.startswith("--")]
+        long = [f for f in tool.extended_aliases if f.startswith("--")]
+        p.add_argument(*short, "--extended", *long, dest="extended", action="store_true",
+                       help=tool.extended)
 
 
 def add_export_arguments(p):

@@ -137,12 +137,7 @@ def section_parser(tool, short):
     p = argparse.ArgumentParser(prog="snoop %s:" % short, add_help=False,
                                 formatter_class=cli._HelpFormatter)
     tool.add_arguments(p)
-    if tool.extended:
-        short_flags = [f for f in (tool.short_extended,) + tool.extended_aliases
-                       if f and not f.startswith("--")]
-        long_flags = [f for f in tool.extended_aliases if f.startswith("--")]
-        p.add_argument(*short_flags, "--extended", *long_flags, dest="extended",
-                       action="store_true", help=tool.extended)
+    cli.add_extended(p, tool)
     return one_line_errors(p, "snoop: " + short)
 
 
