@@ -23,9 +23,11 @@ sys.path.insert(0, str(ROOT / "lib"))
 # basename as exec'd (a venv's "python", pyenv's "python3.11", ...).
 PYTHON = sys.executable
 PYTHON_COMM = os.path.basename(PYTHON)[:15]
-# seconds a tool may take to print its Tracing line: under QEMU's emulation
-# (tests/vm/guest sets the slowdown) a start is ~10x slower than here
-READY_SECONDS = 20 * float(os.environ.get("SNOOPTOOLS_TEST_SLOWDOWN", "1"))
+# Under QEMU's emulation (tests/vm/guest sets the slowdown) a tool is ~10x
+# slower than here: the waits for it to start, to stop and to run scale.
+SLOWDOWN = float(os.environ.get("SNOOPTOOLS_TEST_SLOWDOWN", "1"))
+READY_SECONDS = 20 * SLOWDOWN       # to print its Tracing line
+STOP_SECONDS = 20 * SLOWDOWN        # to drain and exit after a signal
 
 
 class Collect(io.StringIO):
@@ -59,7 +61,7 @@ def fentry_allowed():
     return fentry_allowed.answer
 
 
-def run_tool(tool, *args, timeout=30, **kw):
+def run_tool(tool, *args, timeout=30 * SLOWDOWN, **kw):
     return subprocess.run([sys.executable, str(TOOLS_DIR / tool), *args], capture_output=True,
                           text=True, timeout=timeout, **kw)
 
@@ -123,7 +125,7 @@ class Tracer:
         if self.proc.poll() is None:
             time.sleep(0.15)            # longer than one poll interval: let it drain
             self.proc.send_signal(sig)
-        self.returncode = self.proc.wait(timeout=20)
+        self.returncode = self.proc.wait(timeout=STOP_SECONDS)
         for r in self._readers:
             r.join(timeout=10)
         return self.returncode
