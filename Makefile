@@ -12,6 +12,8 @@ PREFIX    ?= /usr
 TOOLSDIR  ?= $(PREFIX)/share/tools
 MANDIR    ?= $(PREFIX)/share/man/man8
 DESTDIR   ?=
+KERNEL    ?= 6.1
+VM_KERNELS := 5.10 6.1 6.12
 
 # snoop runs the tools beside it: a command with no object of its own
 COMMANDS  := snoop
@@ -89,9 +91,17 @@ test-unit: all ## only the unprivileged tests
 test-live: all ## only the live (root) tests
 	$(PYTHON) -m pytest -m live $(PYTEST_ARGS)
 
-.PHONY: test-vm
-test-vm: all ## the live tests in a VM on Debian 12's 6.1 kernel (TESTS= pytest args)
-	./scripts/test-vm $(TESTS)
+.PHONY: test-vm kernels
+test-vm: all ## the live tests in a VM booting KERNEL=5.10, 6.1 (default) or 6.12 (TESTS= pytest args)
+	KERNEL=$(KERNEL) ./scripts/test-vm $(TESTS)
+
+# What each tool chose on each kernel: this machine's from a run here, each
+# VM leg's from its last run (make test-vm KERNEL=...), into README's table.
+kernels: all ## README's table of kernels and tools: a run here and the VM legs' reports
+	SNOOPTOOLS_CHOICES_REPORT=$(OUT)/choices $(PYTHON) -m pytest -p no:cacheprovider -q \
+		tests/live/test_choices.py
+	$(PYTHON) scripts/kernels --readme README.md $(OUT)/choices \
+		$(foreach k,$(VM_KERNELS),$(OUT)/vm/$(k)/share/choices)
 
 bench: bpf ## measure start-up, memory, overhead and lossless rate
 	$(PYTHON) scripts/bench

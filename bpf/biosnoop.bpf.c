@@ -10,6 +10,12 @@
  * that process. Where it is absent, the request is attributed to the context
  * that inserts it into the scheduler or, failing that, issues it.
  * block_rq_issue notes when the device got it; block_rq_complete reports.
+ *
+ * Older kernels differ in what they hand over and keep, and each difference
+ * is probed with CO-RE: before 5.11 block_rq_insert, _issue and _merge take
+ * the request queue before the request, and block_rq_complete an errno, not
+ * a blk_status_t; before 5.12 a bio names its disk and partition number, not
+ * its block_device.
  */
 #include "snoop.bpf.h"
 
@@ -63,9 +69,9 @@ struct event {
 	u32 part_dev;		/* the partition's (the disk's for whole-disk I/O) */
 	enum pattern pattern;
 	enum pid_from pid_from;
+	s32 status;		/* blk_status_t, or where the kernel passes one, -errno */
 	u8 op;			/* enum req_op */
 	u8 mods;		/* enum mod */
-	u8 status;		/* blk_status_t */
 };
 
 SNOOP_EVENT(struct event);
@@ -87,11 +93,56 @@ struct {
 	__type(value, u64);
 } last_sector SEC(".maps");
 
+/* What older kernels have instead (CO-RE matches these by the name before
+ * the ___): a request's own disk pointer; a bio's disk and partition number,
+ * the partition's struct hd_struct in the disk's table, its dev_t in its
+ * struct device. */
+struct hd_struct___old {
+	struct device __dev;
+};
+
+struct disk_part_tbl___old {
+	struct hd_struct___old *part[0];
+};
+
+struct gendisk___old {
+	struct disk_part_tbl___old *part_tbl;
+};
+
+struct bio___old {
+	struct gendisk___old *bi_disk;
+	u8 bi_partno;
+};
+
+struct request___old {
+	struct gendisk *rq_disk;
+};
+
 static __always_inline u32 disk_dev(struct request *rq)
 {
-	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+	struct gendisk *disk;
 
+	if (bpf_core_field_exists(struct request_queue, disk))
+		disk = BPF_CORE_READ(rq, q, disk);
+	else
+		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
 	return (u32)BPF_CORE_READ(disk, major) << MINORBITS | BPF_CORE_READ(disk, first_minor);
+}
+
+/* Where bios name no block_device: partition bi_partno of the bio's disk
+ * (0 is the whole disk), or 0 if unknown. */
+static __always_inline u32 old_part_dev(struct request *rq)
+{
+	struct bio___old *bio = (void *)BPF_CORE_READ(rq, bio);
+	struct disk_part_tbl___old *tbl = BPF_CORE_READ(bio, bi_disk, part_tbl);
+	u64 slot = (u64)tbl + bpf_core_field_offset(struct disk_part_tbl___old, part) +
+		   BPF_CORE_READ(bio, bi_partno) * sizeof(void *);
+	struct hd_struct___old *part = NULL;
+
+	if (!bio || !tbl)
+		return 0;
+	bpf_probe_read_kernel(&part, sizeof(part), (void *)slot);
+	return part ? BPF_CORE_READ(part, __dev.devt) : 0;
 }
 
 /* The partition addressed (the disk's part0 for whole-disk I/O). rq->part
@@ -99,11 +150,34 @@ static __always_inline u32 disk_dev(struct request *rq)
  * first bio knows it. */
 static __always_inline u32 part_dev(struct request *rq)
 {
-	struct block_device *part = BPF_CORE_READ(rq, bio, bi_bdev);
+	struct block_device *part;
+	u32 dev;
 
+	if (!bpf_core_field_exists(struct bio, bi_bdev)) {
+		dev = old_part_dev(rq);
+		return dev ? dev : disk_dev(rq);
+	}
+	part = BPF_CORE_READ(rq, bio, bi_bdev);
 	if (!part)
 		part = BPF_CORE_READ(rq, part);
 	return part ? BPF_CORE_READ(part, bd_dev) : disk_dev(rq);
+}
+
+/* block_rq_issue's prototype where the request queue comes first. CO-RE
+ * finds this type in the kernel only if its parameters match in number
+ * (libbpf compares prototypes' parameters, not their structs' names). */
+typedef void (*btf_trace_block_rq_issue___queue)(void *, struct request_queue *,
+						  struct request *);
+
+/* The request of block_rq_insert, _issue and _merge (whose arguments change
+ * together): the first argument, or the second after the queue. The read
+ * not made is left out by the verifier, and must be: a raw tracepoint
+ * program that reads past its tracepoint's arguments is refused at attach. */
+static __always_inline struct request *rq_arg(u64 *ctx)
+{
+	if (bpf_core_type_exists(btf_trace_block_rq_issue___queue))
+		return (struct request *)ctx[1];
+	return (struct request *)ctx[0];
 }
 
 static __always_inline bool disk_wanted(struct request *rq)
@@ -138,8 +212,9 @@ int BPF_PROG(io_start, struct request *rq)
  * submitter, and the queue time runs from here. A requeued request is
  * inserted again and keeps its first attribution. */
 SEC("raw_tp/block_rq_insert")
-int BPF_PROG(rq_insert, struct request *rq)
+int rq_insert(u64 *ctx)
 {
+	struct request *rq = rq_arg(ctx);
 	u64 key = (u64)rq;
 	struct inflight r = {};
 
@@ -150,9 +225,9 @@ int BPF_PROG(rq_insert, struct request *rq)
 
 /* 'rq' was merged into another request and goes away without completing. */
 SEC("raw_tp/block_rq_merge")
-int BPF_PROG(rq_merge, struct request *rq)
+int rq_merge(u64 *ctx)
 {
-	u64 key = (u64)rq;
+	u64 key = (u64)rq_arg(ctx);
 
 	bpf_map_delete_elem(&requests, &key);
 	return 0;
@@ -175,8 +250,9 @@ static __always_inline enum pattern classify(struct request *rq, u64 sector, u32
 }
 
 SEC("raw_tp/block_rq_issue")
-int BPF_PROG(rq_issue, struct request *rq)
+int rq_issue(u64 *ctx)
 {
+	struct request *rq = rq_arg(ctx);
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	u64 sector = BPF_CORE_READ(rq, __sector);
 	u32 bytes = BPF_CORE_READ(rq, __data_len);
@@ -231,7 +307,7 @@ static __always_inline u8 modifiers(u32 opf)
 }
 
 SEC("raw_tp/block_rq_complete")
-int BPF_PROG(rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
+int BPF_PROG(rq_complete, struct request *rq, s64 error, unsigned int nr_bytes)
 {
 	u64 key = (u64)rq, now = bpf_ktime_get_ns();
 	struct inflight *r = bpf_map_lookup_elem(&requests, &key);
@@ -260,6 +336,7 @@ int BPF_PROG(rq_complete, struct request *rq, blk_status_t error, unsigned int n
 	opf = BPF_CORE_READ(rq, cmd_flags);
 	e.op = opf & REQ_OP_MASK;
 	e.mods = modifiers(opf);
+	/* a blk_status_t (u8) comes zero-extended, an errno (int) sign-extended */
 	e.status = error;
 	emit(ctx, &e, sizeof(e));
 out:

@@ -105,11 +105,13 @@ SYSCALL_ENTER(recvmmsg, .call = CALL_RECVMMSG, .sock_fd = ctx->args[0], .msg = c
 	      .vlen = ctx->args[2])
 
 /*
- * bpf_loop() callback: name the file behind fd number i of the event, in the
- * calling task's table, appending the name to e->names. A callback is
- * verified once, however many fds a message has: build_path() is costly.
+ * Name the file behind fd number i of this CPU's event, in the calling
+ * task's table, appending the name to e->names. A global function, verified
+ * once on its own, however many fds a message has: build_path() is costly.
+ * (Global functions and bounded loops, not bpf_loop() and its callbacks:
+ * kernels before 5.13 load no program that takes a callback's address.)
  */
-static long name_fd(u64 i, void *unused)
+__noinline int name_fd(u32 i)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct event *e = scratch(&heap);
@@ -210,23 +212,30 @@ static __always_inline bool is_mmsg(u32 call)
 	return call == CALL_SENDMMSG || call == CALL_RECVMMSG;
 }
 
-/* What the exit hands to one_msg() for each message of the call. */
+/* What the exit hands to one_msg() for each message of the call, in map
+ * memory: a global function takes no pointer to its caller's stack (before
+ * 5.12). */
 struct msgs {
-	void *ctx;
 	struct start s;
 	s64 ret;
 };
 
-/* bpf_loop() callback: the event of message i of the call, if it passed fds. */
-static long one_msg(u64 i, struct msgs *m)
+SNOOP_SCRATCH(msgs_heap, struct msgs);
+
+/* The event of message i of the call into this CPU's event: 1 if it passed
+ * fds, to be sent; 0 if not; -1 when the messages cannot be read. */
+__noinline int one_msg(u32 i)
 {
-	u64 stride = is_mmsg(m->s.call) ? sizeof(struct mmsghdr) : sizeof(struct user_msghdr);
+	struct msgs *m = scratch(&msgs_heap);
 	struct event *e = scratch(&heap);
 	struct user_msghdr h;
-	u32 len;
+	u64 stride;
 
-	if (!e || bpf_probe_read_user(&h, sizeof(h), (void *)(m->s.msg + i * stride)))
-		return 1;
+	if (!m || !e)
+		return -1;
+	stride = is_mmsg(m->s.call) ? sizeof(struct mmsghdr) : sizeof(struct user_msghdr);
+	if (bpf_probe_read_user(&h, sizeof(h), (void *)(m->s.msg + i * stride)))
+		return -1;
 	e->nfds = 0;
 	e->flags = 0;
 	if (is_recv(m->s.call) && (h.msg_flags & MSG_CTRUNC))
@@ -247,12 +256,11 @@ static long one_msg(u64 i, struct msgs *m)
 	__builtin_memset(e->ino, 0, sizeof(e->ino));
 	__builtin_memset(e->magic, 0, sizeof(e->magic));
 	e->names_len = 0;
-	bpf_loop(e->nfds, name_fd, NULL, 0);
-	len = e->names_len;
-	if (len > sizeof(e->names))
-		len = sizeof(e->names);
-	emit(m->ctx, e, offsetof(struct event, names) + len);
-	return 0;
+	for (u32 k = 0; k < MAX_FDS; k++) {
+		if (k >= e->nfds || name_fd(k))
+			break;
+	}
+	return 1;
 }
 
 /*
@@ -263,21 +271,38 @@ static long one_msg(u64 i, struct msgs *m)
  */
 static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
 {
-	struct msgs m = { .ctx = ctx, .s = *s, .ret = ctx->ret };
-	u32 n = 1;
+	struct msgs *m = scratch(&msgs_heap);
+	u32 n = 1, len;
+	int sent;
 
-	if (m.ret < 0 && is_recv(m.s.call))
+	if (!m)
+		return 0;
+	m->s = *s;
+	m->ret = ctx->ret;
+	if (m->ret < 0 && is_recv(m->s.call))
 		return 0;
 	if (!name_wanted(&e->task))	/* -n: the events are one_msg()'s */
 		return 0;
-	if (is_mmsg(m.s.call)) {
-		if (!m.ret)
+	if (is_mmsg(m->s.call)) {
+		if (!m->ret)
 			return 0;
 		/* a failed sendmmsg() failed on its first message */
-		if (m.ret > 0)
-			n = m.ret < m.s.vlen ? m.ret : m.s.vlen;
+		if (m->ret > 0)
+			n = m->ret < m->s.vlen ? m->ret : m->s.vlen;
 	}
-	bpf_loop(n < MAX_MSGS ? n : MAX_MSGS, one_msg, &m, 0);
+	for (u32 i = 0; i < MAX_MSGS; i++) {
+		if (i >= n)
+			break;
+		sent = one_msg(i);
+		if (sent < 0)
+			break;
+		if (!sent)
+			continue;
+		len = e->names_len;
+		if (len > sizeof(e->names))
+			len = sizeof(e->names);
+		emit(ctx, e, offsetof(struct event, names) + len);
+	}
 	return 0;
 }
 

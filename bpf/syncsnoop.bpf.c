@@ -65,8 +65,9 @@ SYSCALL_ENTER(sync_file_range2, .call = CALL_SYNC_FILE_RANGE2, .fd = ctx->args[0
 SYSCALL_ENTER(arm_sync_file_range, .call = CALL_ARM_SYNC_FILE_RANGE, .fd = ctx->args[0],
 	      .flags = ctx->args[1], .off = ctx->args[2], .len = ctx->args[3])
 
-/* The file the call was about, written to e->path. */
-static __always_inline void resolve(struct event *e)
+/* The file the call was about, written to e->path (msync's found by
+ * bpf_find_vma(), or in the VMA tree: fs.bpf.h). */
+static __always_inline void resolve(struct event *e, bool tree)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct path_walk *w;
@@ -78,7 +79,7 @@ static __always_inline void resolve(struct event *e)
 	if (e->call.call == CALL_MSYNC) {
 		struct vma_info v = {};
 
-		find_vma_info(e->call.addr, &v);
+		vma_info_at(e->call.addr, &v, tree);
 		f = v.file;
 	} else if (e->call.fd != NO_FD)
 		f = fd_file(task, e->call.fd);
@@ -102,7 +103,8 @@ static __always_inline void resolve(struct event *e)
 	e->path_truncated = truncated;
 }
 
-static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
+static __always_inline u64 fill(struct syscall_exit *ctx, struct start *s, struct event *e,
+				 bool tree)
 {
 	u64 lat_ns = bpf_ktime_get_ns() - s->entry_ns;
 
@@ -114,8 +116,21 @@ static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s,
 	e->call = *s;
 	e->path_len = 0;
 	e->path_truncated = 0;
-	resolve(e);
+	resolve(e, tree);
 	return offsetof(struct event, path) + BOUND(e->path_len, PATH_BUF - 1) + 1;
 }
 
+/* msync()'s mapping found by bpf_find_vma(), or in the VMA tree: the
+ * variants find_vma and rbtree, each its own exit program */
+static __always_inline u64 fill_event(struct syscall_exit *ctx, struct start *s, struct event *e)
+{
+	return fill(ctx, s, e, false);
+}
+
+static __always_inline u64 fill_rbtree(struct syscall_exit *ctx, struct start *s, struct event *e)
+{
+	return fill(ctx, s, e, true);
+}
+
 SYSCALL_EXIT(sync)
+SYSCALL_EXIT_VARIANT(sync, rbtree, fill_rbtree)

@@ -10,6 +10,8 @@
  * The start routine is placed in its mapped file here, while that mapping
  * surely exists: the file's path, device, inode and the routine's offset in
  * it, so that user space can name it even after the process has exited.
+ * The mapping is found by bpf_find_vma(), or in the VMA tree of kernels
+ * without it: each program comes twice, one per variant (fs.bpf.h).
  */
 #include "path.bpf.h"
 
@@ -39,7 +41,7 @@ SNOOP_STARTS(struct start);
 SNOOP_SCRATCH(heap, struct event);
 
 /* Send an event for the start routine func (0: unknown), placed in its file. */
-static __always_inline void report(void *ctx, u64 func, u32 new_tid)
+static __always_inline void report(void *ctx, u64 func, u32 new_tid, bool tree)
 {
 	struct vma_info v = {};
 	struct event *e = scratch(&heap);
@@ -58,7 +60,7 @@ static __always_inline void report(void *ctx, u64 func, u32 new_tid)
 	e->file_off = e->ino = e->dev = 0;
 	e->path_len = e->path_truncated = 0;
 	if (func)
-		find_vma_info(func, &v);
+		vma_info_at(func, &v, tree);
 	file = v.file;
 	if (file) {
 		inode = BPF_CORE_READ(file, f_inode);
@@ -79,16 +81,15 @@ static __always_inline void report(void *ctx, u64 func, u32 new_tid)
  * pthread_create(thread, attr, start_routine, arg). The section names no
  * target: user space attaches it to the library it found.
  */
-SEC("uprobe")
-int BPF_KPROBE(pthread_create_enter, void *thread, void *attr, void *start_routine)
+static __always_inline int pthread_create(struct pt_regs *ctx, bool tree)
 {
-	struct start s = { .func = (u64)start_routine };
+	struct start s = { .func = PT_REGS_PARM3(ctx) };
 	u32 tid;
 
 	if (!should_trace())
 		return 0;
 	if (!all_threads) {
-		report(ctx, s.func, 0);
+		report(ctx, s.func, 0, tree);
 		return 0;
 	}
 	/* for the clone this call is about to make, in this same thread */
@@ -97,15 +98,38 @@ int BPF_KPROBE(pthread_create_enter, void *thread, void *attr, void *start_routi
 	return 0;
 }
 
+SEC("uprobe")
+int pthread_create_enter(struct pt_regs *ctx)
+{
+	return pthread_create(ctx, false);
+}
+
+SEC("uprobe")
+int pthread_create_enter_rbtree(struct pt_regs *ctx)
+{
+	return pthread_create(ctx, true);
+}
+
 /* Runs in the creating thread, inside clone(); ctx->pid is the new task. */
-SEC("tracepoint/task/task_newtask")
-int task_newtask(struct trace_event_raw_task_newtask *ctx)
+static __always_inline int newtask(struct trace_event_raw_task_newtask *ctx, bool tree)
 {
 	struct start s = {};	/* func 0: unknown */
 
 	if (!(ctx->clone_flags & CLONE_THREAD) || !should_trace())
 		return 0;
 	start_take((u32)bpf_get_current_pid_tgid(), &s);
-	report(ctx, s.func, ctx->pid);
+	report(ctx, s.func, ctx->pid, tree);
 	return 0;
+}
+
+SEC("tracepoint/task/task_newtask")
+int task_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	return newtask(ctx, false);
+}
+
+SEC("tracepoint/task/task_newtask")
+int task_newtask_rbtree(struct trace_event_raw_task_newtask *ctx)
+{
+	return newtask(ctx, true);
 }

@@ -48,11 +48,13 @@ def fentry_allowed():
     """Whether this kernel loads fentry programs: dcsnoop's, loaded alone."""
     from snooptools import libbpf, transport
     from snooptools.bpfobject import BPFObject
+    from snooptools.startup import use_kernel_features
     if not hasattr(fentry_allowed, "answer"):
         with BPFObject(str(ROOT / "build" / "bpf" / "dcsnoop.bpf.o")) as obj:
             for prog, section, _ in obj.programs():
                 obj.set_autoload(prog, section.startswith(("fentry", "fexit")))
             transport.choose(obj)
+            use_kernel_features(obj)        # a map type some kernels lack, shrunk
             try:
                 obj.load()
                 fentry_allowed.answer = True

@@ -49,6 +49,50 @@ vma_info_of(struct task_struct *task, struct vm_area_struct *vma, struct vma_inf
 #define find_vma_info(addr, v) \
 	bpf_find_vma(bpf_get_current_task_btf(), (addr), vma_info_of, (v), 0)
 
+/*
+ * Where bpf_find_vma() is missing (before 5.17), the VMA is found in the
+ * red-black tree by address that kernels before 6.1 keep (mm->mm_rb; since,
+ * a maple tree). Without the mmap lock: a mapping changed meanwhile may be
+ * missed, but every read is a probe read. A program that calls bpf_find_vma()
+ * takes its callback's address, which kernels before 5.13 refuse even in
+ * code that never runs: so the programs that look VMAs up come in pairs,
+ * one of each (a tool's variants "find_vma" and "rbtree"), and
+ * vma_info_at(addr, v, tree) takes a tree known when compiling.
+ */
+struct mm_struct___rb {
+	struct rb_root mm_rb;
+};
+
+struct vm_area_struct___rb {
+	struct rb_node vm_rb;
+};
+
+#define VMA_TREE_DEPTH	48	/* a red-black tree of 2^24 VMAs is at most 48 deep */
+
+static __always_inline void find_vma_tree(u64 addr, struct vma_info *v)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct mm_struct___rb *mm = (void *)BPF_CORE_READ(task, mm);
+	struct rb_node *node = BPF_CORE_READ(mm, mm_rb.rb_node);
+	u64 at = bpf_core_field_offset(struct vm_area_struct___rb, vm_rb);
+
+	for (int i = 0; i < VMA_TREE_DEPTH && node; i++) {
+		struct vm_area_struct *vma = (void *)node - at;
+
+		if (addr < BPF_CORE_READ(vma, vm_start)) {
+			node = BPF_CORE_READ(node, rb_left);
+		} else if (addr >= BPF_CORE_READ(vma, vm_end)) {
+			node = BPF_CORE_READ(node, rb_right);
+		} else {
+			vma_info_of(task, vma, v);
+			return;
+		}
+	}
+}
+
+#define vma_info_at(addr, v, tree) \
+	((tree) ? find_vma_tree((addr), (v)) : (void)find_vma_info((addr), (v)))
+
 /* The path of an open file. */
 static __always_inline void file_path(struct file *f, struct path *p)
 {

@@ -97,8 +97,22 @@ static __always_inline bool ___no_start(struct syscall_exit *ctx, void *s)
 }
 
 #define ___SYSCALL_EXIT(name, no_entry, at_exit)				\
+___SYSCALL_EXIT_AS(syscall_exit, fill_event, name, no_entry, at_exit)
+
+/*
+ * A second exit program, for a tool with variants (user space loads the
+ * one of its variant): syscall_exit_<variant>, whose events fill() fills
+ * (as fill_event() does). syncsnoop's find msync()'s mapping by
+ * bpf_find_vma() or in the VMA tree: two programs, as kernels before 5.13
+ * refuse a program that takes a callback's address even in code that never
+ * runs (fs.bpf.h).
+ */
+#define SYSCALL_EXIT_VARIANT(name, variant, fill)				\
+___SYSCALL_EXIT_AS(syscall_exit_##variant, fill, name, 0, ___no_start)
+
+#define ___SYSCALL_EXIT_AS(prog, fill, name, no_entry, at_exit)		\
 SEC("tracepoint/syscalls/sys_exit_" #name)					\
-int syscall_exit(struct syscall_exit *ctx)					\
+int prog(struct syscall_exit *ctx)						\
 {										\
 	u32 tid = (u32)bpf_get_current_pid_tgid();				\
 	struct start made, *s = &made;						\
@@ -116,7 +130,7 @@ int syscall_exit(struct syscall_exit *ctx)					\
 	if (result_wanted(ctx->ret)) {						\
 		e = task_event(&heap);						\
 		if (e) {							\
-			size = fill_event(ctx, s, e);				\
+			size = fill(ctx, s, e);					\
 			if (size && name_wanted(&e->task))			\
 				emit(ctx, e, size);				\
 		}								\

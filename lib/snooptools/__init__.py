@@ -8,7 +8,8 @@ __version__ = "0.1.0"       # as pyproject.toml says
 from .errors import SnoopError, UsageError
 from .output import Column, kstr
 from .cli import millis
-from .startup import Refused
+from .startup import Refused, vma_variants
 from .tool import Tool
 
-__all__ = ["Column", "Refused", "SnoopError", "Tool", "UsageError", "kstr", "millis"]
+__all__ = ["Column", "Refused", "SnoopError", "Tool", "UsageError", "kstr", "millis",
+           "vma_variants"]

@@ -16,7 +16,7 @@ from . import codegen, libbpf
 from .errors import SnoopError
 
 INT, PTR, ARRAY, STRUCT, UNION, ENUM = 1, 2, 3, 4, 5, 6
-TYPEDEF, VOLATILE, CONST, RESTRICT = 8, 9, 10, 11
+TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC_PROTO = 8, 9, 10, 11, 13
 VAR, DATASEC, TYPE_TAG, ENUM64 = 14, 15, 18, 19
 _MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
@@ -28,6 +28,11 @@ _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
 class _Members(ctypes.Structure):
     # struct btf_member { __u32 name_off; __u32 type; __u32 offset; }  (also btf_var_secinfo)
     _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint32), ("c", ctypes.c_uint32)]
+
+
+class _Param(ctypes.Structure):
+    # struct btf_param { __u32 name_off; __u32 type; }
+    _fields_ = [("a", ctypes.c_uint32), ("b", ctypes.c_uint32)]
 
 
 class _Array(ctypes.Structure):
@@ -103,6 +108,30 @@ class TypeInfo:
                 raise SnoopError("bitfield %s in a BPF event is not supported" % self.name(m.a))
             out.append((self.name(m.a), m.b, bits // 8))
         return out
+
+    def pointee(self, tid):
+        """What a pointer (or typedef, or qualifier) refers to."""
+        return self._type(tid).contents.size_or_type
+
+    def params(self, tid):
+        """(name, type id) of a function prototype's parameters."""
+        if self.kind(tid) != FUNC_PROTO:
+            raise SnoopError("BTF type %d is not a function prototype" % tid)
+        vlen = self._type(tid).contents.info & 0xffff
+        return [(self.name(p.a), p.b) for p in self._trailer(tid, _Param, vlen)]
+
+    def c_name(self, tid):
+        """A type as C spells it, qualifiers left out: 'struct request *',
+        'blk_status_t', 'unsigned int'."""
+        if tid == 0:
+            return "void"
+        kind = self.kind(tid)
+        if kind in (VOLATILE, CONST, RESTRICT, TYPE_TAG):
+            return self.c_name(self.pointee(tid))
+        if kind == PTR:
+            return self.c_name(self.pointee(tid)) + " *"
+        name = self.name(self._type(tid).contents.name_off) or "(anonymous)"
+        return {STRUCT: "struct ", UNION: "union ", ENUM: "enum "}.get(kind, "") + name
 
     def size(self, tid):
         tid = self.strip(tid)

@@ -18,10 +18,15 @@ sections; what each needs of the kernel's types follows libbpf's own rules
   path as it is (an int, an enum with its values, a struct or union with
   its size), a pointer as a pointer to void (a path never goes through one);
 - an enum value relocation: the enum, every value;
-- a type's size: the type, with its size.
+- a type's size: the type, with its size;
+- a type's existence: the type as libbpf compares it (relo_core.c's
+  compatibility: kinds, a function prototype's parameters in number and
+  kind, through pointers and typedefs; structs and unions by kind alone,
+  so kept without members). biosnoop asks so which arguments a raw
+  tracepoint's prototype has.
 
-Other relocations (type ids, type matches, type existence) are not made
-here: none() says so, and the objects load against the kernel's own BTF.
+Other relocations (type ids, type matches) are not made here: Unsupported
+says so, and the objects load against the kernel's own BTF.
 A root is matched to the kernel's first type of its name (the kernel's BTF
 is deduplicated: same-named types that differ are rare, and not among the
 core structs these tools read); should that ever leave a relocation
@@ -32,13 +37,14 @@ import os
 import struct
 
 from . import libbpf
-from .btf import ARRAY, ENUM, ENUM64, INT, PTR, STRUCT, UNION, TypeInfo, _Enum, _Enum64, _Members
+from .btf import (ARRAY, ENUM, ENUM64, FUNC_PROTO, INT, PTR, STRUCT, TYPEDEF, UNION, TypeInfo,
+                  _Enum, _Enum64, _Members, _Param)
 from .errors import SnoopError
 
-FLOAT = 16
+FWD, FLOAT = 7, 16
 # enum bpf_core_relo_kind
 FIELD_RELOS = range(0, 6)           # byte offset, byte size, exists, signed, lshift, rshift
-TYPE_SIZE, ENUMVAL_EXISTS, ENUMVAL_VALUE = 9, 10, 11
+TYPE_EXISTS, TYPE_SIZE, ENUMVAL_EXISTS, ENUMVAL_VALUE = 8, 9, 10, 11
 
 
 class Unsupported(Exception):
@@ -86,7 +92,9 @@ def _core_relos(raw, info):
             if key in seen:
                 continue
             seen.add(key)
-            root = info.strip(tid)
+            # a type's existence is asked of the type named (a typedef's
+            # too); the rest of what it stands for
+            root = tid if kind == TYPE_EXISTS else info.strip(tid)
             yield (info.name(info._type(root).contents.name_off), info.kind(root),
                    [int(i) for i in info.name(access).split(":")], kind, root)
 
@@ -104,6 +112,7 @@ class Needs:
     def __init__(self, kernel):
         self.k = kernel
         self.types = {}         # kernel type id -> set of member indexes (or None)
+        self.whole = set()      # pointers, typedefs, prototypes kept as they are (exists())
         self.found = {}         # (name, kind) -> the kernel's type (a search each)
         self._members = {}      # (info, type) -> _members(): big structs recur
         self._index = {}        # kernel type -> index()
@@ -123,13 +132,15 @@ class Needs:
             self.field(local, root, target, access)
         elif relo in (ENUMVAL_EXISTS, ENUMVAL_VALUE, TYPE_SIZE):
             self.keep(target)
+        elif relo == TYPE_EXISTS:
+            self.exists(target)
         else:
             raise Unsupported("relocation kind %d" % relo)
 
     def candidate(self, name, kind):
         key = (essential(name), kind)
         if key not in self.found:
-            if kind not in (STRUCT, UNION, ENUM, ENUM64, INT):
+            if kind not in (STRUCT, UNION, ENUM, ENUM64, INT, TYPEDEF):
                 raise Unsupported("a relocation of a type of kind %d" % kind)
             kinds = (ENUM, ENUM64) if kind in (ENUM, ENUM64) else (kind,)
             self.found[key] = next(filter(None, (self.k.find(key[0], k) for k in kinds)), None)
@@ -150,6 +161,28 @@ class Needs:
         else:
             raise Unsupported("a member of kind %d" % kind)
         return tid
+
+    def exists(self, tid):
+        """Keep kernel type tid as a type-existence relocation compares it:
+        through typedefs, pointers and function prototypes, to the kind of
+        each struct, union, enum or int at their ends."""
+        if tid == 0 or tid in self.types:
+            return
+        kind = self.k.kind(tid)
+        if kind in (TYPEDEF, PTR):
+            self.types[tid] = None
+            self.whole.add(tid)
+            self.exists(self.k.strip(self.k.pointee(tid)))
+        elif kind == FUNC_PROTO:
+            self.types[tid] = None
+            self.whole.add(tid)
+            self.exists(self.k.strip(self.k.pointee(tid)))
+            for _, ptype in self.k.params(tid):
+                self.exists(self.k.strip(ptype))
+        elif kind == FWD:
+            self.types[tid] = None
+        else:
+            self.keep(tid)
 
     def field(self, local, local_root, target, access):
         """Walk access (after its first index, the root's) in the local type
@@ -242,6 +275,14 @@ class Writer:
         tid = self.k.strip(tid)
         return self.void_ptr if self.k.kind(tid) == PTR else self.ids[tid]
 
+    def whole_ref(self, tid, given=False):
+        """The id of what a pointer, typedef or prototype kept whole (exists())
+        refers to (given: tid itself): 0 for void, or where it is not kept so."""
+        if tid not in self.needs.whole and not given:
+            return 0
+        ref = self.k.strip(tid if given else self.k.pointee(tid))
+        return self.ids.get(ref, 0)
+
     def check(self, got, want):
         if got != want:
             raise SnoopError("writing the kernel's BTF for CO-RE", "libbpf said %d" % got)
@@ -262,7 +303,16 @@ class Writer:
             encoding = (k._trailer(tid, ctypes.c_uint32, 1)[0] >> 24) & 0xf
             self.check(lib.btf__add_int(b, name, t.size_or_type, encoding), self.ids[tid])
         elif kind == PTR:
-            self.check(lib.btf__add_ptr(b, 0), self.ids[tid])
+            self.check(lib.btf__add_ptr(b, self.whole_ref(tid)), self.ids[tid])
+        elif kind == TYPEDEF:
+            self.check(lib.btf__add_typedef(b, name, self.whole_ref(tid)), self.ids[tid])
+        elif kind == FUNC_PROTO:
+            self.check(lib.btf__add_func_proto(b, self.whole_ref(tid)), self.ids[tid])
+            for pname, ptype in k.params(tid):
+                if lib.btf__add_func_param(b, pname.encode(), self.whole_ref(ptype, True)) < 0:
+                    raise SnoopError("writing the kernel's BTF for CO-RE", "a parameter")
+        elif kind == FWD:
+            self.check(lib.btf__add_fwd(b, name, t.info >> 31), self.ids[tid])
         elif kind == ARRAY:
             elem, count = k.array(tid)
             self.check(lib.btf__add_array(b, self.index_int, self.ref(elem), count),

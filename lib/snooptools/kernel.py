@@ -17,6 +17,7 @@ BPF_PROG_TYPE_TRACEPOINT = 5
 BPF_FUNC_TASK_STORAGE_GET = 156
 BPF_FUNC_GET_CURRENT_TASK_BTF = 158
 BPF_FUNC_TASK_PT_REGS = 175
+BPF_FUNC_FIND_VMA = 180
 
 
 MINORBITS = 20      # the kernel's own dev_t: major << 20 | minor (not stat()'s)
@@ -185,6 +186,28 @@ def prefer(env, best, fallback, available, missing):
     if forced == best and not use:
         raise SnoopError("no %s on this kernel" % missing, "%s=%s asked for it" % (env, best))
     return use
+
+
+def raw_tracepoint_args(name):
+    """The C types of raw tracepoint name's arguments, from the kernel's BTF
+    (its typedef btf_trace_<name>), e.g. ('struct request *', 'int',
+    'unsigned int'); None where the kernel's BTF has no such tracepoint.
+    Arguments come and go between kernels, and a raw tracepoint program reads
+    them by position. Reading the kernel's BTF costs ~10 ms: where CO-RE can
+    tell in the program (bpf_core_type_exists() of the prototype), it should."""
+    from . import btf, libbpf
+    lib = libbpf.load()
+    vmlinux = libbpf.call("btf__load_vmlinux_btf", what="reading the kernel's BTF")
+    try:
+        types = btf.TypeInfo(vmlinux)
+        tid = types.find("btf_trace_" + name, btf.TYPEDEF)
+        if tid is None:
+            return None
+        proto = types.strip(types.pointee(types.strip(tid)))
+        # after the first, void *__data
+        return tuple(types.c_name(t) for _, t in types.params(proto)[1:])
+    finally:
+        lib.btf__free(vmlinux)
 
 
 @functools.cache

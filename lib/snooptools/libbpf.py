@@ -202,6 +202,14 @@ def _bind():
     _proto("btf__add_float", c.c_int, BTF, c.c_char_p, c.c_size_t)
     # int btf__add_ptr(struct btf *btf, int ref_type_id);
     _proto("btf__add_ptr", c.c_int, BTF, c.c_int)
+    # int btf__add_typedef(struct btf *btf, const char *name, int ref_type_id);
+    _proto("btf__add_typedef", c.c_int, BTF, c.c_char_p, c.c_int)
+    # int btf__add_fwd(struct btf *btf, const char *name, enum btf_fwd_kind fwd_kind);
+    _proto("btf__add_fwd", c.c_int, BTF, c.c_char_p, c.c_int)
+    # int btf__add_func_proto(struct btf *btf, int ret_type_id);
+    _proto("btf__add_func_proto", c.c_int, BTF, c.c_int)
+    # int btf__add_func_param(struct btf *btf, const char *name, int type_id);
+    _proto("btf__add_func_param", c.c_int, BTF, c.c_char_p, c.c_int)
     # int btf__add_array(struct btf *btf, int index_type_id, int elem_type_id, __u32 nr_elems);
     _proto("btf__add_array", c.c_int, BTF, c.c_int, c.c_int, c.c_uint32)
     # int btf__add_struct(struct btf *btf, const char *name, __u32 sz);
@@ -223,6 +231,10 @@ def _bind():
     _proto("btf__raw_data", c.c_void_p, BTF, c.POINTER(c.c_uint32))
     # const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
     _proto("btf__name_by_offset", c.c_char_p, BTF, c.c_uint32)
+    # struct btf *btf__load_vmlinux_btf(void);
+    _proto("btf__load_vmlinux_btf", BTF)
+    # void btf__free(struct btf *btf);
+    _proto("btf__free", None, BTF)
     # int libbpf_num_possible_cpus(void);
     _proto("libbpf_num_possible_cpus", c.c_int)
     # int libbpf_probe_bpf_map_type(enum bpf_map_type map_type, const void *opts);

@@ -1,6 +1,13 @@
 """Start-up: the object opened, configured for this kernel and the command
 line, loaded and attached, trying a tool's variants in turn where no
-tracepoint carries its events. Features are probed, never versions."""
+tracepoint carries its events. Features are probed, never versions.
+
+What the kernel made the tool choose (its programs' kinds, a variant, the
+optional events it lacks, where an entry keeps what its exit reports, how
+current's task is read, the buffer) is one line on stderr with
+SNOOPTOOLS_SHOW_CHOICES=1 (tests/live/test_choices.py, make kernels), e.g.
+    opensnoop: tracepoint, variant exit, starts task, current btf, buffer ring
+"""
 import errno
 import os
 
@@ -45,10 +52,12 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
                     obj.set_autoload(name, False)
             if variant == "kprobe" and not kernel.has_kprobes():
                 raise Refused("not built into this kernel")
+            if variant == "find_vma" and not kernel.tracing_helper(kernel.BPF_FUNC_FIND_VMA):
+                raise Refused("no bpf_find_vma() for tracing programs")
             make_transport = transport.choose(obj, tool.ring_bytes, tool.perf_pages, ring)
             if tag:
                 obj.set_rodata(this_tool=tag)
-            use_kernel_features(obj)
+            features = use_kernel_features(obj)
             filters.apply(obj, args)
             tool.configure(obj, args)
             obj.load()
@@ -59,6 +68,11 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
             tool.clock = output.Clock()
             tool.attach(obj, args)
             filters.follow(obj, args)
+            if os.environ.get("SNOOPTOOLS_SHOW_CHOICES"):
+                from .loop import say
+                buffer = "ring" if ring is not None or transport.use_ring() else "perf"
+                say("%s: %s" % (tool.name, ", ".join(
+                    choices(tool, obj) + features + ["buffer " + buffer])))
         except (Refused, libbpf.LibbpfError) as e:
             obj.close()
             denied = denied or getattr(e, "errno", None) == errno.EACCES
@@ -107,7 +121,9 @@ def start_cut(tool, args, core, ring=None, tag=0):
 
 
 def select_programs(tool, obj):
-    """Disable programs whose tracepoint this kernel lacks, if optional."""
+    """Disable programs whose tracepoint this kernel lacks, if optional
+    (their events: tool.missing)."""
+    tool.missing = []
     for name, section, _ in obj.programs():
         probe = kernel.section_probe(section)
         if probe is None or probe[1]:
@@ -116,14 +132,49 @@ def select_programs(tool, obj):
             raise SnoopError("%s is missing on this kernel" % probe[0],
                              "%s cannot trace without it" % tool.name)
         obj.set_autoload(name, False)
+        event = section.rpartition("/")[2]
+        if event not in tool.missing:
+            tool.missing.append(event)
+
+
+# programs' kinds by their ELF section's first part, as choices() names them
+PROGRAM_KINDS = {"tracepoint": "tracepoint", "tp": "tracepoint", "raw_tp": "raw tracepoint",
+                 "raw_tracepoint": "raw tracepoint", "tp_btf": "BTF tracepoint",
+                 "fentry": "fentry", "fexit": "fentry", "kprobe": "kprobe",
+                 "kretprobe": "kprobe", "uprobe": "uprobe", "uretprobe": "uprobe"}
+
+
+def choices(tool, obj):
+    """What the loaded object runs: the kinds of its programs, the variant,
+    and the events left out because this kernel lacks them."""
+    kinds = []
+    for _, section, prog in obj.programs():
+        kind = PROGRAM_KINDS.get(section.partition("/")[0], section)
+        if kind not in kinds and libbpf.load().bpf_program__autoload(prog):
+            kinds.append(kind)
+    said = ["+".join(kinds)]
+    if tool.variant and tool.variant not in kinds:
+        said.append("variant " + tool.variant)
+    if tool.missing:
+        said.append("without " + " ".join(tool.missing))
+    return said
+
+
+def vma_variants(*programs):
+    """The variants of a tool whose programs find the mapping of an address
+    (fs.bpf.h): each program with bpf_find_vma(), or its twin, named
+    <program>_rbtree, that walks the VMA tree of kernels without it."""
+    return (("find_vma", programs), ("rbtree", tuple(p + "_rbtree" for p in programs)))
 
 
 def attach(tool, obj):
     """Every program of obj to its own event, and the programs of
     tool.also_attach to the more tracepoints they serve, where this kernel
-    has them."""
+    has them (and the program is its variant's)."""
     obj.attach()
     for name, tracepoints in tool.also_attach.items():
+        if not libbpf.load().bpf_program__autoload(obj.program(name)):
+            continue        # another variant's
         for tp in tracepoints:
             if kernel.tracepoint_exists(*tp.split("/", 1)):
                 obj.attach_tracepoint(name, tp)
@@ -133,12 +184,17 @@ def use_kernel_features(obj):
     """Turn on what this kernel lets the programs do faster (snoop.bpf.h):
     read current's task_struct directly, and keep what an entry saw for its
     exit (SNOOP_STARTS) in task-local storage rather than a hash by thread
-    id (the unused map shrinks to one slot)."""
-    obj.set_rodata(task_btf=kernel.tracing_helper(kernel.BPF_FUNC_GET_CURRENT_TASK_BTF))
+    id (the unused map shrinks to one slot). Returns what it chose, as
+    choices() says it."""
+    task_btf = kernel.tracing_helper(kernel.BPF_FUNC_GET_CURRENT_TASK_BTF)
+    obj.set_rodata(task_btf=task_btf)
+    said = ["current " + ("btf" if task_btf else "helpers")]
     if not obj.has_map("starts_task"):
-        return
+        return said
+    # the storage is found from current's task_struct
     task = kernel.prefer("SNOOPTOOLS_STARTS", "task", "hash",
-                         lambda: kernel.tracing_helper(kernel.BPF_FUNC_TASK_STORAGE_GET),
+                         lambda: task_btf and kernel.tracing_helper(kernel.BPF_FUNC_TASK_STORAGE_GET),
                          "task-local storage for tracing programs")
     obj.set_rodata(use_task_storage=task)
     obj.stub_map("starts" if task else "starts_task")
+    return ["starts " + ("task" if task else "hash")] + said

@@ -11,7 +11,7 @@ kernels lack, its columns and how an event becomes a record.
 """
 import argparse
 
-from . import kernel
+from . import kernel, libbpf
 from .bpfobject import Later, object_types
 from .btf import short_name
 from .errors import SnoopError
@@ -100,8 +100,12 @@ class SyscallTool(Tool):
         """The entry programs (libbpf, by their sections), and the exit at
         every call's sys_exit tracepoint this kernel has."""
         super().attach(obj, args)
-        section = next(s for name, s, _ in obj.programs() if name == EXIT)
+        # a tool with variants has an exit program of each (syscall.bpf.h
+        # SYSCALL_EXIT_VARIANT): the one loaded
+        exit, section = next((name, s) for name, s, prog in obj.programs()
+                             if name in (EXIT, "%s_%s" % (EXIT, self.variant))
+                             and libbpf.load().bpf_program__autoload(prog))
         for call in self.calls:
             event = "sys_exit_" + call
             if not section.endswith("/" + event) and kernel.tracepoint_exists("syscalls", event):
-                obj.attach_tracepoint(EXIT, "syscalls/" + event)
+                obj.attach_tracepoint(exit, "syscalls/" + event)

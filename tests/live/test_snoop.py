@@ -77,14 +77,15 @@ def test_text_lines_and_each_tools_own_options(tmp_path):
 
 
 def test_all_and_a_tool_that_cannot_start(tmp_path):
-    # a variant no tool has: the tools with variants (opensnoop, dcsnoop)
-    # cannot start; all goes on without them, and says so
+    # a variant no tool has: the tools with variants (opensnoop, dcsnoop,
+    # syncsnoop, threadsnoop) cannot start; all goes on without them, and
+    # says so
     env = {"SNOOPTOOLS_VARIANT": "none"}
     t, child, script, _, _ = run(tmp_path, "all", env=env)
     left = re.findall(r"^snoop: (\w+) left out: ", t.stderr, re.M)
-    assert left == ["dcsnoop", "opensnoop"]
+    assert left == ["dcsnoop", "opensnoop", "syncsnoop", "threadsnoop"]
     tracing = re.search(r"^Tracing (.*)\.\.\. Ctrl-C", t.stderr, re.M).group(1).split(", ")
-    assert "open" not in tracing and "dc" not in tracing and "tty" not in tracing
+    assert not {"open", "dc", "sync", "thread", "tty"} & set(tracing)
     assert {"exec", "exit", "kill", "fork", "stat"} <= set(tracing)
     mine = " ".join(e["event"] for e in t.events if e["pid"] == child.pid)
     # the dynamic loader's fstat()s come between the exec and the script,
@@ -128,13 +129,19 @@ def test_the_cut_down_btf_relocates_every_object_as_the_kernels_does():
     paths = sorted(str(p) for p in (ROOT / "build" / "bpf").glob("*.bpf.o"))
     core = corebtf.File(corebtf.make(paths))
 
+    find_vma = kernel.tracing_helper(kernel.BPF_FUNC_FIND_VMA)
+
     def relocated(path, btf):
         with BPFObject(path, btf) as obj:
+            names = [prog for prog, _, _ in obj.programs()]
             for prog, section, _ in obj.programs():
                 probe = kernel.section_probe(section)
                 if probe is not None and not probe[1] or \
                         section.startswith(("fentry", "fexit")) and not fentry_allowed():
                     obj.set_autoload(prog, False)
+                elif prog.endswith("_rbtree") or prog + "_rbtree" in names:
+                    # of the VMA lookup's variants, this kernel's (fs.bpf.h)
+                    obj.set_autoload(prog, prog.endswith("_rbtree") != bool(find_vma))
             transport.choose(obj)
             obj.load()
             return {name: ctypes.string_at(lib.bpf_program__insns(p),
