@@ -65,6 +65,7 @@ NAMES = {
     "pod": "k8s.pod.name",
     "namespace": "k8s.namespace.name",
     "pod_uid": "k8s.pod.uid",
+    "event": "event.name",              # snoop's: the tool that saw the event
 }
 TOOL_NAMES = {
     "execsnoop": {"args": "process.command_args", "cpu": "cpu.logical_number"},
@@ -368,6 +369,17 @@ class Encoder:
         return codegen.function("encode", src, env, "OTLP of records of " + ", ".join(rec))
 
 
+class ByEvent:
+    """snoop's encoder: each record encoded as its tool's events are (its
+    attributes named for that tool), the tool named by the record's event."""
+
+    def __init__(self, tools):
+        self.encoders = {event: Encoder(tool) for event, tool in tools.items()}
+
+    def __call__(self, rec, line, observed):
+        return self.encoders[rec["event"]](rec, line, observed)
+
+
 def time_text(ts):
     """timeUnixNano of an event's ts (Unix seconds): the microseconds that
     --json shows ("%.6f"), exactly. The fraction of a second is exact in a
@@ -456,10 +468,10 @@ class Exporter:
 
     FLUSH_EVERY = 1024      # events a drain hands over at a time (a power of two)
 
-    def __init__(self, tool, transport, gzip=True, clock=time.monotonic):
+    def __init__(self, tool, transport, gzip=True, clock=time.monotonic, encoder=None):
         self.url = transport.url
         self.transport, self.clock, self.gzip = transport, clock, gzip
-        self.encode = Encoder(tool)
+        self.encode = encoder or Encoder(tool)
         self.head, self.tail = request_parts(tool)
         self.waiting = collections.deque()      # (rec, line), and each drain's time mark
         self.add = self.waiting.append          # the poll loop's, per event
@@ -736,8 +748,12 @@ def error_text(body):
 
 
 def start(tool, args):
-    """The Exporter of --otlp, its thread running."""
+    """The Exporter of --otlp, its threads running. A tool whose records come
+    from several tools (snoop) names them by each record's event:
+    tool.event_tools, {event: tool name}."""
     cfg = config(args)
-    exporter = Exporter(tool.name, Http(cfg), cfg.gzip)
+    events = getattr(tool, "event_tools", None)
+    exporter = Exporter(tool.name, Http(cfg), cfg.gzip,
+                        encoder=ByEvent(events) if events else None)
     exporter.start()
     return exporter

@@ -238,9 +238,6 @@ class Snoop(Tool):
     description = "Run several snoop tools at once: one stream of their events, in order."
     filter_maps = True          # --cgroupmap, --mntnsmap: every object has their maps
     tool_dir = None             # where the drivers are (the snoop driver's directory)
-    # --otlp: not yet; a record's attributes are named per tool (otlp.py's
-    # TOOL_NAMES), and the export would have to learn each record's tool
-    exports = False
     examples = """\
   snoop exec,open,exit              # three tools, one stream
   snoop exec open exit --pid 181    # the same, only process 181
@@ -248,6 +245,7 @@ class Snoop(Tool):
   snoop exec,exit --json            # exits carry the exec's args
   snoop open,exec open: -x -F exec: -x    # each tool's own options
   snoop all tty: /dev/pts/2         # ttysnoop, which needs its tty, too
+  snoop exec,exit --otlp collector:4318   # the stream to an OpenTelemetry Collector
 """
 
     def __init__(self):
@@ -386,7 +384,11 @@ class Snoop(Tool):
             exit_args = next(m.tool.args for m in self.members if m.short == "exit")
             self.joiner = Joiner(getattr(exit_args, "per_thread", False))
         out = self.writer(args)
-        handle = self.dispatcher(out)
+        export = None
+        if args.otlp is not None:
+            from . import otlp
+            export = otlp.start(self, args)
+        handle = self.dispatcher(out, export)
         refreshers = [r for r in (filters.refresher(m.obj, m.tool.args) for m in self.members)
                       if r]
 
@@ -394,7 +396,13 @@ class Snoop(Tool):
             for r in refreshers:
                 r(now)
         return loop.serve(self, buf, args, out, Summary(self.members) if args.summary else None,
-                          handle, refresh if refreshers else None, self.tree_misses)
+                          handle, refresh if refreshers else None, self.tree_misses, export)
+
+    @property
+    def event_tools(self):
+        """--otlp: which tool each record's event is of, for its attributes'
+        names (otlp.ByEvent)."""
+        return {m.short: m.tool.name for m in self.members}
 
     def tree_misses(self):
         """--tree's processes not followed, in every member's map (each
@@ -402,7 +410,7 @@ class Snoop(Tool):
         counts = [filters.tree_misses(m.obj, m.tool.args) for m in self.members]
         return None if None in counts else sum(counts)
 
-    def dispatcher(self, out):
+    def dispatcher(self, out, export=None):
         """handle(data, start, end) of a record of any member: its head's
         tool_id picks the member's decoder."""
         handlers = [None] * (max(m.tag for m in self.members) + 1)
@@ -414,7 +422,7 @@ class Snoop(Tool):
                                  hint="rebuild them (make)")
             offset = here
             handlers[m.tag] = loop.decoder(m.tool, m.obj.layout("event"),
-                                           self.emitter(m, writer), m.short)
+                                           self.emitter(m, writer, export), m.short)
         # tags are below 256: the one byte of tool_id that holds it
         at = offset if sys.byteorder == "little" else offset + 3
 
@@ -422,9 +430,10 @@ class Snoop(Tool):
             handlers[data[start + at]](data, start, end)
         return handle
 
-    def emitter(self, m, writer):
-        """What a member's decoder hands its records to: the writer, and
-        the member's summary and the exec/exit join where they are on."""
+    def emitter(self, m, writer, export=None):
+        """What a member's decoder hands its records to: the writer (and
+        --otlp's export), and the member's summary and the exec/exit join
+        where they are on."""
         steps = []
         if self.joiner is not None and m.short == "exec":
             steps.append(self.joiner.exec_seen)
@@ -433,9 +442,9 @@ class Snoop(Tool):
         if self.args.summary:
             m.summary = output.Summary(m.tool.summary_key, m.tool.summary_header)
             steps.append(m.summary.add)
+        write = loop.emitter(writer, None, export, self.args)
         if not steps:
-            return writer.write
-        write = writer.write
+            return write
 
         def emit(rec):
             for step in steps:

@@ -91,6 +91,28 @@ def test_otlp_only_sends_the_text_line_and_prints_nothing():
     assert rec.resource["service.name"] == "execsnoop"
 
 
+def test_snoop_exports_each_event_named_as_its_tool_names_it(target):
+    with Receiver() as r:
+        child = held_child("/bin/cat " + target)
+        with Tracer("snoop", "exec,open", "--pid", str(child.pid), "--otlp", r.url) as t:
+            rc, _, err = release(child)
+            assert rc == 0, err
+    assert t.returncode == 0 and r.errors == [] and "not exported" not in t.stderr
+    lines = t.stdout.splitlines()
+    assert sorted(rec.body for rec in r.records) == sorted(lines)
+    by_body = {rec.body: rec for rec in r.records}
+    events = [(json.loads(line), by_body[line].attributes) for line in lines]
+    assert [ev["event"] for ev, _ in events][:2] == ["exec", "open"]
+    for ev, attrs in events:
+        assert attrs["event.name"] == ev["event"]
+        assert (attrs["process.pid"], attrs["process.executable.name"]) == (child.pid, "cat")
+    (exec_attrs,) = [a for ev, a in events if ev["event"] == "exec"]
+    assert exec_attrs["process.command_args"] == ["/bin/cat", target]
+    # an open's path is file.path, as opensnoop's own export names it
+    assert [a for ev, a in events if ev["event"] == "open" and a.get("file.path") == target]
+    assert {rec.resource["service.name"] for rec in r.records} == {"snoop"}
+
+
 def test_a_collector_busy_for_a_while_loses_nothing(target):
     # the first three requests get 503; where to and the token come from
     # the environment, as with an OTel SDK
