@@ -261,6 +261,7 @@ class Encoder:
     past SHAPES of them a generic encoder for the rest."""
 
     SHAPES = 16
+    CACHED = 1024           # records' texts kept per shape (_shape)
 
     def __init__(self, tool):
         self.tool = tool
@@ -309,14 +310,24 @@ class Encoder:
     def _shape(self, rec):
         """The encoder of records shaped like rec: one %-format of a
         template with the attribute names in it. A record of another shape
-        makes it return None, never a wrong record."""
-        env = {"text": encode_basestring, "array": _array, "inf": float("inf")}
+        makes it return None, never a wrong record.
+
+        Events at a high rate mostly repeat one another but for their time
+        (a loop opening one file, a daemon's same call): the text after the
+        times (body and attributes) is kept for the last CACHED records'
+        values, where they are all ints, bools, strings or None (a float's
+        0.0 and -0.0 would be one key, a list no key)."""
+        env = {"text": encode_basestring, "array": _array, "inf": float("inf"), "cache": {},
+               "CACHED": self.CACHED}
         loads, checks, parts, values = [], [], [], []
+        keys = ["line"]
+        cacheable = True
         for i, (key, value) in enumerate(rec.items()):
             if key == "ts":
                 continue
             v = "v%d" % i
             loads.append("%s = r[%r]" % (v, key))
+            keys.append(v)
             if value is None:
                 checks.append("%s is None" % v)
                 continue
@@ -336,19 +347,30 @@ class Encoder:
             elif kind is float:
                 checks.append("type(%s) is float and -inf < %s < inf" % (v, v))
                 spec, values_of = '{"doubleValue":%r}', v
+                cacheable = False
             elif kind is str:
                 spec, values_of = '{"stringValue":%s}', "text(%s)" % v  # text() checks str
             elif kind is list:
                 checks.append("type(%s) is list" % v)
                 spec, values_of = "%s", "array(%s)" % v
+                cacheable = False
             else:
                 return lambda r, line, observed: None
             parts.append('{"key":%s,"value":%s}' % (encode_basestring(name).replace("%", "%%"),
                                                      spec))
             values.append(values_of)
-        template = ('{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'
-                    '"body":{"stringValue":%s},"attributes":[' + ",".join(parts) + "]}")
-        env["template"] = template
+        env["times"] = '{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'
+        env["rest"] = '"body":{"stringValue":%s},"attributes":[' + ",".join(parts) + "]}"
+        rest = "rest %% (text(line), %s)" % "".join(x + ", " for x in values)
+        if cacheable:
+            rest = ("cache.get(key)\n"
+                    "            if got is None:\n"
+                    "                if len(cache) >= CACHED:\n"
+                    "                    cache.clear()\n"
+                    "                got = cache[key] = %s" % rest)
+            rest = "key = (%s,)\n            got = %s" % (", ".join(keys), rest)
+        else:
+            rest = "got = " + rest
         src = ("def encode(r, line, observed):\n"
                "    if len(r) != %d:\n"
                "        return None\n"
@@ -360,12 +382,12 @@ class Encoder:
                "            us = round((ts - s) * 1e6)\n"
                "            if us == 1000000:\n"
                "                s, us = s + 1, 0\n"
-               "            return template %% (s, us, observed, text(line), %s)\n"
+               "            %s\n"
+               "            return times %% (s, us, observed) + got\n"
                "    except (KeyError, TypeError):\n"
                "        pass\n"
                "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
-                                      " and ".join(checks) or "True",
-                                      "".join(x + ", " for x in values))
+                                      " and ".join(checks) or "True", rest)
         return codegen.function("encode", src, env, "OTLP of records of " + ", ".join(rec))
 
 

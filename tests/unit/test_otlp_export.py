@@ -117,6 +117,23 @@ def test_records_of_other_shapes_get_encoders_of_their_own():
     assert "file.path" not in got[1] and got[2]["snoop.fd"] is True and got[3]["snoop.extra"] == 1
 
 
+def test_repeated_values_reuse_their_text_and_stay_exact():
+    """A shape keeps the text after the times of the records it has seen
+    (Encoder.CACHED of them): the same values at other times, a bool for
+    the int of a kept record, and past CACHED records, all exact still."""
+    enc = otlp.Encoder("opensnoop")
+    enc.CACHED = 8
+    # six (fd, line) pairs over and over, then more than CACHED new ones
+    recs = [dict(OPEN, ts=OPEN["ts"] + i / 8, fd=i % 3 if i < 24 else i) for i in range(40)]
+    recs.append(dict(OPEN, fd=True))            # True == 1, and hashes as 1
+    lines = ["line %d" % (i % 2) for i in range(len(recs))]
+    texts = [enc(dict(r), line, str(i)) for i, (r, line) in enumerate(zip(recs, lines))]
+    assert texts == [enc.generic(dict(r), line, str(i))
+                     for i, (r, line) in enumerate(zip(recs, lines))]
+    assert len(enc._shapes) == 2
+    assert all(0 < len(shape.__globals__["cache"]) <= 8 for shape in enc._shapes)
+
+
 def test_undecodable_bytes_are_replaced_and_the_record_stays_valid():
     enc = otlp.Encoder("opensnoop")
     rec = dict(OPEN, path=kstr(b"/tmp/\xff\xfe\0"), comm=kstr(b"c\xc3\xa9\0"))
