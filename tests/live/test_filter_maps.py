@@ -150,15 +150,18 @@ from snooptools.bpfobject import BPFObject
 lib = libbpf.load()
 lib.bpf_obj_pin.argtypes = (ctypes.c_int, ctypes.c_char_p)
 with BPFObject(sys.argv[1]) as obj:
+    # one program (what others need, some kernels lack), loaded by default
+    first = next(n for n, _, p in obj.programs() if lib.bpf_program__autoload(p))
+    for name, _, _ in obj.programs():
+        obj.set_autoload(name, name == first)
     obj.load()
-    fd = next(fd for fd in (lib.bpf_program__fd(p) for _, _, p in obj.programs()) if fd >= 0)
-    sys.exit(lib.bpf_obj_pin(fd, sys.argv[2].encode()) != 0)
+    sys.exit(lib.bpf_obj_pin(lib.bpf_program__fd(obj.program(first)), sys.argv[2].encode()) != 0)
 """
 
 
 def pinned_program(bpffs):
     path = os.path.join(bpffs, "prog")
-    subprocess.run([sys.executable, "-c", PIN_A_PROGRAM, str(ROOT / "build/bpf/syncsnoop.bpf.o"),
+    subprocess.run([sys.executable, "-c", PIN_A_PROGRAM, str(ROOT / "build/bpf/killsnoop.bpf.o"),
                     path], check=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "lib")))
     return path
 
