@@ -63,9 +63,22 @@ def fentry_allowed():
     return fentry_allowed.answer
 
 
-def run_tool(tool, *args, timeout=30 * SLOWDOWN, **kw):
+def command_env(tool, env=None):
+    """The environment a tool runs in: env, else this one. snoop refuses a
+    perf buffer (one per CPU keeps no one order: test_snoop's
+    test_no_perf_buffer), so where this whole run forces one on the tools
+    (SNOOPTOOLS_BUFFER=perf, the 6.12 VM leg), snoop runs on its ring all
+    the same, unless env (a test's own) asks for the buffer."""
+    if env is None:
+        env = dict(os.environ)
+        if os.path.basename(tool) in COMMANDS:
+            env.pop("SNOOPTOOLS_BUFFER", None)
+    return env
+
+
+def run_tool(tool, *args, timeout=30 * SLOWDOWN, env=None, **kw):
     return subprocess.run([sys.executable, str(TOOLS_DIR / tool), *args], capture_output=True,
-                          text=True, timeout=timeout, **kw)
+                          text=True, timeout=timeout, env=command_env(tool, env), **kw)
 
 
 class Tracer:
@@ -80,7 +93,7 @@ class Tracer:
         path = tool if os.sep in tool else str(TOOLS_DIR / tool)
         self.argv = [*launcher, path] + (["--json"] if json_mode else []) + list(args)
         self.json_mode = json_mode
-        self.env = dict(os.environ, **(env or {}))
+        self.env = dict(command_env(tool), **(env or {}))
         self.ready_timeout = ready_timeout
         self.stderr_lines = []
         self._ready = threading.Event()

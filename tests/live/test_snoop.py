@@ -94,9 +94,9 @@ def test_all_and_a_tool_that_cannot_start(tmp_path):
 
 
 def test_a_named_tool_that_cannot_start_ends_snoop(tmp_path):
-    from helpers import run_tool
+    from helpers import command_env, run_tool
     p = run_tool("snoop", "exec,open", "--pid", "1", "--duration", "1",
-                 env=dict(os.environ, SNOOPTOOLS_VARIANT="none"))
+                 env=dict(command_env("snoop"), SNOOPTOOLS_VARIANT="none"))
     assert p.returncode == 1
     assert p.stderr == "snoop: opensnoop: no variant 'none': opensnoop has exit, pair\n"
 
