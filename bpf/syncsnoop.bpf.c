@@ -86,7 +86,10 @@ static __always_inline void resolve(struct event *e, bool tree)
 	w = scratch(&walk_heap);
 	if (!f || !w)
 		return;
-	file_path(f, &p);
+	if (e->call.call == CALL_MSYNC)
+		mapped_file_path(f, &p);
+	else
+		file_path(f, &p);
 	if (p.dentry == BPF_CORE_READ(p.dentry, d_parent) &&
 	    p.dentry != BPF_CORE_READ(p.mnt, mnt_root)) {
 		/* on no mount (memfd, shared anonymous memory): its bare name */

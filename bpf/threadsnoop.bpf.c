@@ -67,7 +67,7 @@ static __always_inline void report(void *ctx, u64 func, u32 new_tid, bool tree)
 		e->ino = BPF_CORE_READ(inode, i_ino);
 		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		e->file_off = func - v.start + (v.pgoff << page_shift);
-		file_path(file, &p);
+		mapped_file_path(file, &p);
 		len = build_path(w, p.dentry, p.mnt, &truncated);
 		len = BOUND(len, PATH_BUF - 1);
 		bpf_probe_read_kernel(e->path, len + 1, w->buf);

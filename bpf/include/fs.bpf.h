@@ -100,6 +100,38 @@ static __always_inline void file_path(struct file *f, struct path *p)
 	p->mnt = BPF_CORE_READ(f, f_path.mnt);
 }
 
+#define MNT_NS_INTERNAL		(-22L)	/* a private mount's mnt_ns: ERR_PTR(-EINVAL) */
+#define OVERLAYFS_SUPER_MAGIC	0x794c7630
+#define FUSE_SUPER_MAGIC	0x65735546
+
+/*
+ * The path of a mapped file, as the task that mapped it named it. Since 6.6
+ * a file that overlayfs (or FUSE passthrough) maps is its backing file, in
+ * a layer's private mount, whose path is relative to that layer: the path
+ * the task opened is the backing file's user_path. A backing file is told
+ * by its private mount and by that path being on overlayfs or FUSE (a
+ * memfd's mount is private too, and no backing file follows its file).
+ */
+static __always_inline void mapped_file_path(struct file *f, struct path *p)
+{
+	struct backing_file *b = (void *)f;
+	struct mount *m;
+	struct path user;
+	unsigned long magic;
+
+	file_path(f, p);
+	if (!bpf_core_type_exists(struct backing_file))
+		return;
+	m = container_of(p->mnt, struct mount, mnt);
+	if ((long)BPF_CORE_READ(m, mnt_ns) != MNT_NS_INTERNAL)
+		return;
+	user.mnt = BPF_CORE_READ(b, user_path.mnt);
+	user.dentry = BPF_CORE_READ(b, user_path.dentry);
+	magic = BPF_CORE_READ(user.dentry, d_sb, s_magic);
+	if (user.mnt && (magic == OVERLAYFS_SUPER_MAGIC || magic == FUSE_SUPER_MAGIC))
+		*p = user;
+}
+
 /* The task's working directory. */
 static __always_inline void cwd_path(struct task_struct *task, struct path *p)
 {

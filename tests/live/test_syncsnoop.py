@@ -30,16 +30,16 @@ finally:
 """
 
 
-def held(code):
+def held(code, env=None):
     body = "\n".join("    " + line for line in code.splitlines())
     return subprocess.Popen([sys.executable, "-c", PRELUDE % body], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def run(code, *args, json_mode=True):
+def run(code, *args, json_mode=True, env=None):
     """Trace the child's code with args (and --pid child unless a filter is
     given); return (tracer, child pid, temp file path)."""
-    child = held(code)
+    child = held(code, env)
     if not any(a in args for a in ("--pid", "-p", "--comm", "--uid", "-u")):
         args += ("--pid", str(child.pid))
     with Tracer("syncsnoop", *args, json_mode=json_mode) as t:
@@ -79,6 +79,31 @@ def test_msync_shows_mapped_file_sync_shows_none():
     assert (anon["call"], anon["file"]) == ("msync", None)
     assert (sync["call"], sync["file"], sync["err"]) == ("sync", None, 0)
     assert "fd" not in sync and sync["lat_ms"] >= 0
+
+
+def test_msync_of_a_file_on_overlayfs_shows_the_path_the_task_opened(tmp_path):
+    # Since 6.6 the file overlayfs maps is its upper layer's (a backing
+    # file, in a private mount): the path is the overlay's all the same
+    layers = tmp_path / "layers"
+    merged = tmp_path / "merged"
+    layers.mkdir()
+    merged.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "layers", str(layers)], check=True)
+    try:
+        for d in ("lower", "upper", "work"):
+            (layers / d).mkdir()
+        subprocess.run(["mount", "-t", "overlay", "snoop", "-o", "lowerdir={0}/lower,upperdir="
+                        "{0}/upper,workdir={0}/work".format(layers), str(merged)], check=True)
+        try:
+            t, pid, path = run("m = mmap.mmap(fd, 8192)\nm[0] = 65\nm.flush(0, 4096)\nm.close()",
+                               env=dict(os.environ, TMPDIR=str(merged)))
+        finally:
+            subprocess.run(["umount", str(merged)], check=True)
+    finally:
+        subprocess.run(["umount", str(layers)], check=True)
+    assert path.startswith(str(merged) + "/")
+    [ms] = mine(t, pid)
+    assert (ms["call"], ms["file"], ms["len"], ms["err"]) == ("msync", path, 4096, 0)
 
 
 def test_failed_filter_both_ways():
