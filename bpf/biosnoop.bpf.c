@@ -116,6 +116,7 @@ struct bio___old {
 
 struct request___old {
 	struct gendisk *rq_disk;
+	struct hd_struct___old *part;
 };
 
 static __always_inline u32 disk_dev(struct request *rq)
@@ -131,7 +132,7 @@ static __always_inline u32 disk_dev(struct request *rq)
 
 /* Where bios name no block_device: partition bi_partno of the bio's disk
  * (0 is the whole disk), or 0 if unknown. */
-static __always_inline u32 old_part_dev(struct request *rq)
+static __always_inline u32 old_bio_part_dev(struct request *rq)
 {
 	struct bio___old *bio = (void *)BPF_CORE_READ(rq, bio);
 	struct disk_part_tbl___old *tbl = BPF_CORE_READ(bio, bi_disk, part_tbl);
@@ -143,6 +144,18 @@ static __always_inline u32 old_part_dev(struct request *rq)
 		return 0;
 	bpf_probe_read_kernel(&part, sizeof(part), (void *)slot);
 	return part ? BPF_CORE_READ(part, __dev.devt) : 0;
+}
+
+/* Where bios name no block_device: the request's partition, which it keeps
+ * on queues that keep statistics; else the bio's (but a bio sent to a
+ * partition has been remapped to its disk, partition 0, by then). */
+static __always_inline u32 old_part_dev(struct request *rq)
+{
+	struct hd_struct___old *part = BPF_CORE_READ((struct request___old *)rq, part);
+
+	if (part)
+		return BPF_CORE_READ(part, __dev.devt);
+	return old_bio_part_dev(rq);
 }
 
 /* The partition addressed (the disk's part0 for whole-disk I/O). rq->part
