@@ -94,14 +94,17 @@ struct {
 } last_sector SEC(".maps");
 
 /* What older kernels have instead (CO-RE matches these by the name before
- * the ___): a request's own disk pointer; a bio's disk and partition number,
- * the partition's struct hd_struct in the disk's table, its dev_t in its
- * struct device. */
+ * the ___): a request's own disk and partition pointers; a disk's table of
+ * partitions, each a struct hd_struct with its sectors and, in its struct
+ * device, its dev_t. */
 struct hd_struct___old {
+	sector_t start_sect;
+	sector_t nr_sects;
 	struct device __dev;
 };
 
 struct disk_part_tbl___old {
+	int len;
 	struct hd_struct___old *part[0];
 };
 
@@ -109,15 +112,12 @@ struct gendisk___old {
 	struct disk_part_tbl___old *part_tbl;
 };
 
-struct bio___old {
-	struct gendisk___old *bi_disk;
-	u8 bi_partno;
-};
-
 struct request___old {
-	struct gendisk *rq_disk;
+	struct gendisk___old *rq_disk;
 	struct hd_struct___old *part;
 };
+
+#define MAX_PARTS	64	/* partitions looked through (a disk's table: 1 + partitions) */
 
 static __always_inline u32 disk_dev(struct request *rq)
 {
@@ -126,36 +126,43 @@ static __always_inline u32 disk_dev(struct request *rq)
 	if (bpf_core_field_exists(struct request_queue, disk))
 		disk = BPF_CORE_READ(rq, q, disk);
 	else
-		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
+		disk = (void *)BPF_CORE_READ((struct request___old *)rq, rq_disk);
 	return (u32)BPF_CORE_READ(disk, major) << MINORBITS | BPF_CORE_READ(disk, first_minor);
 }
 
-/* Where bios name no block_device: partition bi_partno of the bio's disk
- * (0 is the whole disk), or 0 if unknown. */
-static __always_inline u32 old_bio_part_dev(struct request *rq)
-{
-	struct bio___old *bio = (void *)BPF_CORE_READ(rq, bio);
-	struct disk_part_tbl___old *tbl = BPF_CORE_READ(bio, bi_disk, part_tbl);
-	u64 slot = (u64)tbl + bpf_core_field_offset(struct disk_part_tbl___old, part) +
-		   BPF_CORE_READ(bio, bi_partno) * sizeof(void *);
-	struct hd_struct___old *part = NULL;
-
-	if (!bio || !tbl)
-		return 0;
-	bpf_probe_read_kernel(&part, sizeof(part), (void *)slot);
-	return part ? BPF_CORE_READ(part, __dev.devt) : 0;
-}
-
-/* Where bios name no block_device: the request's partition, which it keeps
- * on queues that keep statistics; else the bio's (but a bio sent to a
- * partition has been remapped to its disk, partition 0, by then). */
+/*
+ * Where bios name no block_device (before 5.12): the request's partition,
+ * which it keeps on queues that keep statistics; else the one its first
+ * sector is in, in its disk's table, as the kernel's disk_map_sector_rcu()
+ * finds it (a bio sent to a partition has been remapped to its disk,
+ * partition 0, by the time it is a request). 0 if unknown.
+ */
 static __always_inline u32 old_part_dev(struct request *rq)
 {
-	struct hd_struct___old *part = BPF_CORE_READ((struct request___old *)rq, part);
+	struct request___old *old = (void *)rq;
+	struct hd_struct___old *part = BPF_CORE_READ(old, part);
+	struct disk_part_tbl___old *tbl;
+	u64 sector, start, at;
+	int len;
 
 	if (part)
 		return BPF_CORE_READ(part, __dev.devt);
-	return old_bio_part_dev(rq);
+	tbl = BPF_CORE_READ(old, rq_disk, part_tbl);
+	if (!tbl)
+		return 0;
+	sector = BPF_CORE_READ(rq, __sector);
+	len = BPF_CORE_READ(tbl, len);
+	at = (u64)tbl + bpf_core_field_offset(struct disk_part_tbl___old, part);
+	for (int i = 1; i < MAX_PARTS && i < len; i++) {
+		part = NULL;
+		bpf_probe_read_kernel(&part, sizeof(part), (void *)(at + i * sizeof(void *)));
+		if (!part)
+			continue;
+		start = BPF_CORE_READ(part, start_sect);
+		if (sector >= start && sector - start < BPF_CORE_READ(part, nr_sects))
+			return BPF_CORE_READ(part, __dev.devt);
+	}
+	return 0;		/* the whole disk's: part_dev() names it */
 }
 
 /* The partition addressed (the disk's part0 for whole-disk I/O). rq->part
