@@ -147,6 +147,7 @@ def test_every_bcc_tool_with_the_options_runs_with_them(bpffs, tool):
 PIN_A_PROGRAM = """import ctypes, sys
 from snooptools import libbpf
 from snooptools.bpfobject import BPFObject
+from snooptools.startup import use_kernel_features
 lib = libbpf.load()
 lib.bpf_obj_pin.argtypes = (ctypes.c_int, ctypes.c_char_p)
 with BPFObject(sys.argv[1]) as obj:
@@ -154,6 +155,7 @@ with BPFObject(sys.argv[1]) as obj:
     first = next(n for n, _, p in obj.programs() if lib.bpf_program__autoload(p))
     for name, _, _ in obj.programs():
         obj.set_autoload(name, name == first)
+    use_kernel_features(obj)        # a map type some kernels lack, shrunk
     obj.load()
     sys.exit(lib.bpf_obj_pin(lib.bpf_program__fd(obj.program(first)), sys.argv[2].encode()) != 0)
 """
