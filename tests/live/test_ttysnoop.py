@@ -71,6 +71,7 @@ def traced(code, *args, pid_filter=True):
             out, err = child.communicate(b"go\n", timeout=10)
         assert child.returncode == 0, err
     assert t.returncode == 0, t.stderr
+    assert " lost" not in t.stderr, t.stderr
     return t.events, child.pid, out
 
 
