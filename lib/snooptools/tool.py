@@ -69,7 +69,7 @@ class Tool:
     variant = None          # the one being tried, then the one running
     no_variant_hint = ""
     ring_bytes = transport.DEFAULT_RING_BYTES
-    perf_pages = transport.DEFAULT_PERF_PAGES
+    perf_pages = None           # per CPU; None: the ring's memory split (prepare())
 
     def __init__(self):
         self.args = None        # the command line, parsed
@@ -208,7 +208,10 @@ class Tool:
         libbpf.set_verbose(args.verbose)
         if args.buffer_mb:
             self.ring_bytes = args.buffer_mb << 20
-            # the perf buffer (old kernels) is per CPU: split the same memory
+        if self.perf_pages is None:
+            # the perf buffer (old kernels, SNOOPTOOLS_BUFFER=perf) is per
+            # CPU: the ring's memory, split (64 pages, BCC's default, lost a
+            # third of a burst of 330 small ttysnoop events in a slow guest)
             pages = max(1, (self.ring_bytes >> 12) // kernel.online_cpus())
             self.perf_pages = 1 << (pages.bit_length() - 1)     # a power of two
         if args.exec:
