@@ -246,21 +246,30 @@ def loop_device(directory):
 def loop_partition():
     """A loop device with one partition 1 MiB in (added with BLKPG: this
     kernel may parse no partition table): (disk, partition, first sector)."""
+    with loop_device("/var/tmp") as dev:
+        disk = os.path.basename(dev)
+        add_partition(dev)
+        yield disk, disk + "p1", 2048
+
+
+def add_partition(dev):
+    """Partition 1 of loop device dev, 1 MiB in, 4 MiB long, added with
+    BLKPG unless it is there (a kernel that rescans the disk, which has no
+    partition table, drops it: 6.12 did between two of a test's runs)."""
     import ctypes
     import fcntl
     import struct
-    with loop_device("/var/tmp") as dev:
-        # struct blkpg_partition: start and length in bytes, number, names
-        part = struct.pack("qqi64s64s4x", 1 << 20, 4 << 20, 1, b"", b"")
-        pbuf = ctypes.create_string_buffer(part, len(part))
-        fd = os.open(dev, os.O_RDONLY)
-        try:
-            fcntl.ioctl(fd, 0x1269, struct.pack("iiiP", 1, 0, len(part),  # BLKPG, ADD_PARTITION
-                                                ctypes.addressof(pbuf)))
-        finally:
-            os.close(fd)
-        disk = os.path.basename(dev)
-        yield disk, disk + "p1", 2048
+    if os.path.exists("/sys/class/block/%sp1" % os.path.basename(dev)):
+        return
+    # struct blkpg_partition: start and length in bytes, number, names
+    part = struct.pack("qqi64s64s4x", 1 << 20, 4 << 20, 1, b"", b"")
+    pbuf = ctypes.create_string_buffer(part, len(part))
+    fd = os.open(dev, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, 0x1269, struct.pack("iiiP", 1, 0, len(part),  # BLKPG, ADD_PARTITION
+                                            ctypes.addressof(pbuf)))
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
@@ -332,6 +341,7 @@ def test_partition_filter_both_ways(loop_partition):
             devs.append(f.read().strip())
 
     def writes(*args):
+        add_partition("/dev/" + disk)
         evs, errs = dev_writes(CHUNK, [part, disk], *args)
         assert errs == [0, 0]
         return [(e["disk"], e["part"], e["dev"], e["sector"], e["bytes"], e["rw"][0]) for e in evs]
