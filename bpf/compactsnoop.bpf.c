@@ -119,6 +119,13 @@ static __always_inline void read_zone_state(struct zone *zone, s32 order, struct
 	st->fragidx = fragmentation_index(zone, order);
 }
 
+/* The tracepoint's prototype this program reads (kernels that pass no
+ * compact_control, such as 5.10, have another): asked of CO-RE, so that the
+ * kernel's own is in the BTF the object relocates against, where user space
+ * checks it (kernel.raw_tracepoint_args()) and says what is missing. */
+typedef void (*btf_trace_mm_compaction_begin___cc)(void *, struct compact_control *,
+						    unsigned long, unsigned long, bool);
+
 SEC("raw_tp/mm_compaction_begin")
 int BPF_PROG(compaction_begin, struct compact_control *cc, unsigned long zone_start,
 	     unsigned long zone_end, bool sync)
@@ -127,7 +134,7 @@ int BPF_PROG(compaction_begin, struct compact_control *cc, unsigned long zone_st
 	struct start s;
 	u32 tid;
 
-	if (!should_trace())
+	if (!bpf_core_type_exists(btf_trace_mm_compaction_begin___cc) || !should_trace())
 		return 0;
 	__builtin_memset(&s, 0, sizeof(s));
 	s.ts_ns = bpf_ktime_get_ns();

@@ -104,6 +104,7 @@ class BPFObject:
         the part of it the object's CO-RE relocations need: corebtf.py)
         for libbpf to relocate against, instead of reading the kernel's."""
         self.path = path
+        self.core_btf = core_btf
         self.name = os.path.basename(path).removesuffix(".bpf.o")
         self._lib = libbpf.load()
         opts = None

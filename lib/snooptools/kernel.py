@@ -188,16 +188,21 @@ def prefer(env, best, fallback, available, missing):
     return use
 
 
-def raw_tracepoint_args(name):
+def raw_tracepoint_args(name, btf_path=None):
     """The C types of raw tracepoint name's arguments, from the kernel's BTF
     (its typedef btf_trace_<name>), e.g. ('struct request *', 'int',
     'unsigned int'); None where the kernel's BTF has no such tracepoint.
     Arguments come and go between kernels, and a raw tracepoint program reads
-    them by position. Reading the kernel's BTF costs ~10 ms: where CO-RE can
-    tell in the program (bpf_core_type_exists() of the prototype), it should."""
+    them by position. Reading the kernel's BTF costs ~10 ms; btf_path, the
+    cut-down BTF an object relocates against (corebtf.py), holds the
+    prototype where the object asks CO-RE whether it exists, in far less."""
     from . import btf, libbpf
     lib = libbpf.load()
-    vmlinux = libbpf.call("btf__load_vmlinux_btf", what="reading the kernel's BTF")
+    if btf_path:
+        vmlinux = libbpf.call("btf__parse", btf_path.encode(), None,
+                              what="reading " + btf_path)
+    else:
+        vmlinux = libbpf.call("btf__load_vmlinux_btf", what="reading the kernel's BTF")
     try:
         types = btf.TypeInfo(vmlinux)
         tid = types.find("btf_trace_" + name, btf.TYPEDEF)

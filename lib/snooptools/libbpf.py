@@ -188,6 +188,8 @@ def _bind():
     _proto("btf__parse_elf", BTF, c.c_char_p, c.c_void_p)
     # void btf__free(struct btf *btf);
     _proto("btf__free", None, BTF)
+    # struct btf *btf__parse(const char *path, struct btf_ext **btf_ext);
+    _proto("btf__parse", BTF, c.c_char_p, c.c_void_p)
     # struct btf *btf__load_vmlinux_btf(void);
     _proto("btf__load_vmlinux_btf", BTF)
     # const void *btf_ext__get_raw_data(const struct btf_ext *btf_ext, __u32 *size);
