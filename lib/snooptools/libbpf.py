@@ -8,6 +8,7 @@ call raises LibbpfError carrying the function name and errno.
 """
 import ctypes
 import os
+import threading
 
 from .errors import LibbpfError, SnoopError  # noqa: F401 (LibbpfError re-exported)
 
@@ -57,15 +58,16 @@ class MapInfo(ctypes.Structure):
                 ("name", ctypes.c_char * 16)]
 
 
+LIBBPF_INFO = 1         # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
 # typedef int (*libbpf_print_fn_t)(enum libbpf_print_level, const char *, va_list);
-PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 # typedef void (*perf_buffer_sample_fn)(void *ctx, int cpu, void *data, __u32 size);
 SAMPLE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32)
 # typedef void (*perf_buffer_lost_fn)(void *ctx, int cpu, __u64 cnt);
 LOST_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64)
 
 _lib = None
-_log = []               # recent libbpf messages, for error text
+_here = threading.local()   # .log: this thread's recent libbpf messages, for error text
 _verbose = False
 _print_cb = None        # kept alive for as long as libbpf may call it
 
@@ -260,25 +262,47 @@ def _bind():
 
 
 def _install_print():
-    """Route libbpf's log: to stderr with -v, else keep its tail for errors."""
+    """Route libbpf's log: to stderr with -v, else keep the tail of its
+    warnings for errors, in the thread that made them (snoop loads objects
+    in several). Debug lines, most of what a load says (a few hundred per
+    object), return at once: formatting them cost snoop all ~50 ms."""
     global _print_cb
-    libc = ctypes.CDLL(None)
-    vsnprintf = libc.vsnprintf
-    vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-    buf = ctypes.create_string_buffer(1 << 20)
+    vsnprintf = ctypes.CDLL(None).vsnprintf
+    vsnprintf.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
 
     def log(level, fmt, args):
+        if level > LIBBPF_INFO and not _verbose:
+            return 0
+        buf = thread_buffer()
         vsnprintf(buf, len(buf), fmt, args)
-        text = buf.value.decode("utf-8", "replace")
         if _verbose:
             os.write(2, buf.value)
-        elif level <= 1:            # warnings and errors, for error messages
-            _log.append(text.rstrip())
-            del _log[:-20]
+        else:
+            kept = thread_log()
+            kept.append(buf.value.decode("utf-8", "replace").rstrip())
+            del kept[:-20]
         return 0
 
     _print_cb = PRINT_FN(log)
     _lib.libbpf_set_print(_print_cb)
+
+
+def thread_buffer():
+    """This thread's buffer for a message (a verifier's log is one)."""
+    try:
+        return _here.buf
+    except AttributeError:
+        _here.buf = ctypes.create_string_buffer(1 << 20)
+        return _here.buf
+
+
+def thread_log():
+    """This thread's recent libbpf warnings."""
+    try:
+        return _here.log
+    except AttributeError:
+        _here.log = []
+        return _here.log
 
 
 def set_verbose(on):
@@ -288,7 +312,7 @@ def set_verbose(on):
 
 def last_log():
     """The last libbpf message worth showing a user, or ''."""
-    for line in reversed(_log):
+    for line in reversed(thread_log()):
         if line.strip():
             return line.removeprefix("libbpf: ").strip()
     return ""
@@ -296,7 +320,7 @@ def last_log():
 
 def call(name, *args, what=None, hint=""):
     """Call libbpf's name(*args); raise LibbpfError on NULL or a negative int."""
-    del _log[:]
+    del thread_log()[:]
     ret = getattr(_lib, name)(*args)
     if (isinstance(ret, _Opaque) and not ret) or (isinstance(ret, int) and ret < 0):
         err = ctypes.get_errno() or (-ret if isinstance(ret, int) else 0)

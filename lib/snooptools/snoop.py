@@ -150,11 +150,11 @@ def needs_arguments(parser):
 class Member:
     """One tool of the stream: its short name, driver instance, tag (its
     records' tool_id), its own options (own: {dest: value}) and, once
-    started, its object."""
+    started, its object and the layout of its events."""
 
     def __init__(self, short, tool, tag, own):
         self.short, self.tool, self.tag, self.own = short, tool, tag, own
-        self.obj = None
+        self.obj = self.layout = None
         self.summary = None
 
     def take(self, args):
@@ -343,6 +343,8 @@ class Snoop(Tool):
                     return
                 try:
                     m.obj = start_member(m, ring, core)
+                    # here, while other threads are in the kernel's loads
+                    m.layout = m.obj.layout("event")
                 except BaseException as e:      # re-raised in the main thread
                     failed[m.short] = e
 
@@ -421,7 +423,7 @@ class Snoop(Tool):
                 raise SnoopError("the objects disagree on where an event's tool is",
                                  hint="rebuild them (make)")
             offset = here
-            handlers[m.tag] = loop.decoder(m.tool, m.obj.layout("event"),
+            handlers[m.tag] = loop.decoder(m.tool, m.layout,
                                            self.emitter(m, writer, export), m.short)
         # tags are below 256: the one byte of tool_id that holds it
         at = offset if sys.byteorder == "little" else offset + 3

@@ -34,7 +34,7 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
     with tag as its head's tool_id (snoop), and no factory is returned.
     core_btf: the BTF to relocate against (BPFObject), made for several
     objects at once (snoop)."""
-    refused, denied = [], False
+    refused, denied, btf_matters = [], False, False
     variants = tool.variants or ((None, ()),)
     forced = os.environ.get("SNOOPTOOLS_VARIANT")
     if tool.variants and forced:        # tests prove each variant by name
@@ -76,6 +76,7 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
         except (Refused, libbpf.LibbpfError) as e:
             obj.close()
             denied = denied or getattr(e, "errno", None) == errno.EACCES
+            btf_matters = btf_matters or getattr(e, "errno", None) not in (None, errno.EPERM)
             if variant is None:
                 raise denied and kernel.perf_events_restricted() or e
             why = e.why if isinstance(e, Refused) else \
@@ -86,8 +87,10 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
             obj.close()
             raise
         return obj, make_transport
-    raise denied and kernel.perf_events_restricted() or \
+    e = denied and kernel.perf_events_restricted() or \
         SnoopError("cannot trace on this kernel", "; ".join(refused), tool.no_variant_hint)
+    e.btf_matters = btf_matters
+    raise e
 
 
 def cut_btf(names):
@@ -110,12 +113,15 @@ def start_cut(tool, args, core, ring=None, tag=0):
     """start(), against core (cut_btf()'s) where there is one. An object
     that cannot start against it is started again against the kernel's own
     BTF: should a kernel have two types of a name these relocations need,
-    libbpf picks the right one from there (corebtf.py)."""
+    libbpf picks the right one from there (corebtf.py). Not where every
+    variant was refused for what the BTF cannot change: a kind of program
+    the kernel refuses (EPERM: fentry here) or lacks (kprobes), a helper
+    it lacks (snoop all's dcsnoop took ~50 ms more to say so)."""
     if core is not None:
         try:
             return start(tool, args, ring, tag, core.path)
         except SnoopError as e:
-            if isinstance(e, UsageError):
+            if isinstance(e, UsageError) or not getattr(e, "btf_matters", True):
                 raise
     return start(tool, args, ring, tag)
 

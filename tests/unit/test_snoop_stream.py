@@ -219,12 +219,9 @@ def test_records_go_to_the_decoder_their_tool_id_names(monkeypatch):
         def __init__(self, name):
             self.name = name
 
-        def layout(self, _):
-            return HEAD
-
     monkeypatch.setattr("snooptools.snoop.tool_id_offset", lambda obj: 36)
     for m in s.members:
-        m.obj = Obj(m.short)
+        m.obj, m.layout = Obj(m.short), HEAD
         m.tool = Probe(m.short)
 
     class Out:
