@@ -78,7 +78,9 @@ def start(tool, args, ring=None, tag=0, core_btf=None):
             denied = denied or getattr(e, "errno", None) == errno.EACCES
             btf_matters = btf_matters or getattr(e, "errno", None) not in (None, errno.EPERM)
             if variant is None:
-                raise denied and kernel.perf_events_restricted() or e
+                failure = denied and kernel.perf_events_restricted() or e
+                failure.btf_matters = btf_matters
+                raise failure
             why = e.why if isinstance(e, Refused) else \
                 "refused by the kernel (%s)" % os.strerror(e.errno)
             refused.append("%s: %s" % (variant, why))
