@@ -222,9 +222,12 @@ class Summary:
         self.members = members
 
     def render(self, lost, unwritten=0, not_followed=None, unexported=None):
-        """As output.Summary's (loop.serve() calls both): unexported is
-        always None here, snoop has no --otlp yet."""
+        """As output.Summary's (loop.serve() calls both): what concerns the
+        whole stream first (the events not written, not exported, the tree's
+        processes not followed), then each tool's table."""
         parts = ["%d events not written\n" % unwritten] if unwritten else []
+        if unexported is not None:
+            parts.append("%d events not exported\n" % unexported)
         if not_followed is not None:
             parts.append("%d processes of the tree not followed\n" % not_followed)
         for m in self.members:

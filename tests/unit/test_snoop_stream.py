@@ -10,7 +10,7 @@ from helpers import ROOT, Collect
 
 from snooptools import UsageError, loop, output
 from snooptools.btf import Layout
-from snooptools.snoop import Joiner, Snoop, chosen, split_sections, tool_names
+from snooptools.snoop import Joiner, Snoop, Summary, chosen, split_sections, tool_names
 
 TOOLS_DIR = str(ROOT / "tools")
 NAMES = tool_names(TOOLS_DIR)
@@ -233,3 +233,15 @@ def test_records_go_to_the_decoder_their_tool_id_names(monkeypatch):
         handle(ring, start, start + HEAD.struct.size)
     assert [(r["event"], r["pid"]) for r in got] == [("open", 0), ("exec", 1), ("exec", 2),
                                                      ("open", 3)]
+
+
+def test_summary_says_what_the_whole_stream_lost_then_each_tool():
+    s, _ = parsed("exec,open", "--summary")
+    for m in s.members:
+        m.summary = output.Summary(m.tool.summary_key, m.tool.summary_header)
+    s.members[1].summary.add({"pid": 7, "comm": "cat", "path": "/etc/passwd", "fd": 3,
+                              "err": 0})
+    text = Summary(s.members).render({"exec": 0, "open": 2}, unwritten=0, unexported=4)
+    assert text.startswith("4 events not exported\n\nexec: 0 events, 0 lost\n")
+    assert "\nopen: 1 events, 2 lost\n" in text
+    assert "not exported" not in Summary(s.members).render({}, 0, None, None)
