@@ -1,7 +1,10 @@
 """An OTLP/HTTP logs receiver on 127.0.0.1 for the tests: every request body
 is parsed against the official schema (opentelemetry-proto's
-ExportLogsServiceRequest, protobuf's json_format.Parse, unknown fields
-rejected), and its records kept with their attributes as Python values.
+ExportLogsServiceRequest), as its Content-Type says: JSON with protobuf's
+json_format.Parse, unknown fields rejected; protobuf with its parser, and
+written again to the very same bytes (nothing unknown, nothing out of
+protobuf's own form). Its records are kept with their attributes as Python
+values, and each request's Content-Type in content_types.
 
     with Receiver(answer=lambda n: 503 if n < 3 else 200) as r:
         ... run a tool with --otlp r.url ...
@@ -53,7 +56,7 @@ class Receiver:
     def __init__(self, answer=lambda n: 200):
         self.answer = answer
         self.records, self.errors, self.statuses = [], [], []
-        self.headers = []
+        self.headers, self.content_types = [], []
         self.requests = 0
         self._lock = threading.Lock()
         receiver = self
@@ -94,11 +97,17 @@ class Receiver:
 
     def parse(self, path, headers, data):
         assert path == "/v1/logs", path
-        assert headers["Content-Type"] == "application/json"
+        kind = headers["Content-Type"]
+        self.content_types.append(kind)
         if headers.get("Content-Encoding") == "gzip":
             data = gzip.decompress(data)
-        msg = ExportLogsServiceRequest()
-        json_format.Parse(data.decode("utf-8"), msg)    # unknown fields are an error
+        if kind == "application/x-protobuf":
+            msg = ExportLogsServiceRequest.FromString(data)
+            assert msg.SerializeToString() == data, "not protobuf's own bytes"
+        else:
+            assert kind == "application/json", kind
+            msg = ExportLogsServiceRequest()
+            json_format.Parse(data.decode("utf-8"), msg)    # unknown fields are an error
         for rl in msg.resource_logs:
             resource = attributes(rl.resource.attributes)
             for sl in rl.scope_logs:

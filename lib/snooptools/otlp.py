@@ -1,6 +1,7 @@
-"""--otlp: each event as an OTLP log record, sent over OTLP/HTTP (JSON,
-gzip) to an OpenTelemetry Collector by a thread beside the poll loop.
-Imported only when --otlp is given.
+"""--otlp: each event as an OTLP log record, sent over OTLP/HTTP (protobuf,
+or JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json; gzip) to an
+OpenTelemetry Collector by threads beside the poll loop. Imported only when
+--otlp is given.
 
     the poll loop      add((rec, line)) per event: one append to a deque;
                        flush() after each drain: a time mark, a wake-up
@@ -25,6 +26,7 @@ import collections
 import json
 import os
 import random
+import struct
 import threading
 import time
 import zlib
@@ -45,6 +47,7 @@ FIRST_BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 30.0
 RETRYABLE = (429, 502, 503, 504)    # the OTLP/HTTP specification's
+INT64 = 1 << 63             # an int64 is in [-INT64, INT64)
 
 # An event's JSON key -> its attribute's name under the OpenTelemetry
 # semantic conventions, where one means what the key means in every tool
@@ -91,9 +94,11 @@ class Config:
     """The endpoint and request options of one export: the command line's,
     else the environment's as the OpenTelemetry SDKs read it."""
 
-    def __init__(self, url, headers=(), timeout=TIMEOUT_SECONDS, cafile=None, gzip=True):
+    def __init__(self, url, headers=(), timeout=TIMEOUT_SECONDS, cafile=None, gzip=True,
+                 protocol="http/protobuf"):
         self.url, self.headers, self.timeout = url, dict(headers), timeout
         self.cafile, self.gzip = cafile, gzip
+        self.wire = WIRES[protocol]
 
 
 def cli_url(text):
@@ -197,12 +202,16 @@ def config(args, environ=os.environ):
     compression = (env("COMPRESSION") or "gzip").strip().lower()
     if compression not in ("gzip", "none"):
         raise SnoopError("OTEL_EXPORTER_OTLP_COMPRESSION: %r is not gzip or none" % compression)
-    return Config(url, headers, timeout, env("CERTIFICATE"), compression == "gzip")
+    protocol = (env("PROTOCOL") or "http/protobuf").strip().lower()
+    if protocol not in WIRES:
+        raise SnoopError("OTEL_EXPORTER_OTLP_PROTOCOL: %r is not http/protobuf or http/json"
+                         % protocol, "OTLP over gRPC is not spoken here")
+    return Config(url, headers, timeout, env("CERTIFICATE"), compression == "gzip", protocol)
 
 
 # -- the records ----------------------------------------------------------------
-def resource(tool):
-    """The JSON of the resource: the host and the tool."""
+def resource_attributes(tool):
+    """The resource's attributes, (name, str): the host and the tool."""
     import socket
     attrs = [("service.name", tool), ("service.version", __version__),
              ("host.name", socket.gethostname())]
@@ -215,8 +224,14 @@ def resource(tool):
         if machine:
             attrs.append(("host.id", machine))
             break
+    return attrs
+
+
+def resource(tool):
+    """The JSON of the resource."""
     return json.dumps({"attributes": [{"key": k, "value": {"stringValue": v}}
-                                      for k, v in attrs]}, separators=(",", ":"))
+                                      for k, v in resource_attributes(tool)]},
+                      separators=(",", ":"))
 
 
 def request_parts(tool):
@@ -232,7 +247,9 @@ def any_value(v):
     if kind is bool:
         return {"boolValue": v}
     if kind is int:
-        return {"intValue": str(v)}
+        if -INT64 <= v < INT64:
+            return {"intValue": str(v)}
+        return {"stringValue": str(v)}      # past int64: as pb_int() does
     if kind is float:
         if v != v or v in (float("inf"), float("-inf")):
             return {"stringValue": repr(v)}     # JSON has no NaN; OTLP's double would
@@ -283,10 +300,15 @@ class Encoder:
                 text = shapes[0](rec, line, observed)
             if text is None:
                 return self.generic(rec, line, observed)
+        return self.checked(text, rec, line, observed)
+
+    def checked(self, text, rec, line, observed):
+        """text, where it can be UTF-8; else the generic encoder's (undecodable
+        bytes in some string, which it replaces)."""
         if not text.isascii():
             try:
                 text.encode("utf-8")
-            except UnicodeEncodeError:      # undecodable bytes in some string
+            except UnicodeEncodeError:
                 return self.generic(rec, line, observed)
         return text
 
@@ -342,7 +364,7 @@ class Encoder:
                 checks.append("type(%s) is bool" % v)
                 spec, values_of = '{"boolValue":%s}', '("true" if %s else "false")' % v
             elif kind is int:
-                checks.append("type(%s) is int" % v)
+                checks.append("type(%s) is int and %d <= %s < %d" % (v, -INT64, v, INT64))
                 spec, values_of = '{"intValue":"%d"}', v
             elif kind is float:
                 checks.append("type(%s) is float and -inf < %s < inf" % (v, v))
@@ -393,10 +415,12 @@ class Encoder:
 
 class ByEvent:
     """snoop's encoder: each record encoded as its tool's events are (its
-    attributes named for that tool), the tool named by the record's event."""
+    attributes named for that tool), the tool named by the record's event;
+    make: the encoder of one tool's (Encoder, ProtoEncoder)."""
 
-    def __init__(self, tools):
-        self.encoders = {event: Encoder(tool) for event, tool in tools.items()}
+    def __init__(self, tools, make=None):
+        make = make or Encoder
+        self.encoders = {event: make(tool) for event, tool in tools.items()}
 
     def __call__(self, rec, line, observed):
         return self.encoders[rec["event"]](rec, line, observed)
@@ -414,6 +438,320 @@ def time_text(ts):
     return "%d%06d000" % ((s + 1, 0) if us == 1000000 else (s, us))
 
 
+# -- protobuf -------------------------------------------------------------------
+# OTLP/HTTP's other encoding, and the OpenTelemetry SDKs' default
+# (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf): the same messages in
+# protobuf's binary form, written here field by field (opentelemetry-proto's
+# logs.proto and common.proto give the numbers). Fields go in their
+# numbers' order, as protobuf itself writes them, so a body parsed and
+# written again is the same bytes (the tests check it so). Half the bytes
+# of the JSON: half the gzip, on the one CPU the export shares with the
+# poll loop.
+_SMALL = [bytes((n,)) for n in range(128)]
+_FIXED64 = struct.Struct("<Q").pack
+_DOUBLE = struct.Struct("<d").pack
+
+
+def varint(n):
+    """A non-negative int as a protobuf varint."""
+    if n < 128:
+        return _SMALL[n]
+    out = bytearray()
+    while n > 127:
+        out.append(n & 127 | 128)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def field(tag, payload):
+    """A length-delimited field: its tag byte (number << 3 | 2), length,
+    payload."""
+    return _SMALL[tag] + varint(len(payload)) + payload
+
+
+def pb_int(v):
+    """AnyValue's int_value (3, an int64: a negative one in ten bytes, as
+    two's complement); None outside int64 (the record then has a string)."""
+    if -INT64 <= v < INT64:
+        return b"\x18" + varint(v & 0xFFFFFFFFFFFFFFFF)
+    return None
+
+
+def pb_str(v):
+    """AnyValue's string_value (1): UTF-8, undecodable bytes replaced."""
+    return field(0x0a, json_safe(v).encode("utf-8"))
+
+
+def pb_value(v):
+    """The AnyValue (its bytes) of one raw value, as any_value() for JSON.
+    A float is a double, NaN and infinities too (protobuf has them)."""
+    kind = type(v)
+    if kind is bool:
+        return b"\x10\x01" if v else b"\x10\x00"
+    if kind is int:
+        return pb_int(v) or pb_str(str(v))
+    if kind is float:
+        return b"\x21" + _DOUBLE(v)
+    if kind is str:
+        return pb_str(v)
+    if isinstance(v, (list, tuple)):
+        return field(0x2a, b"".join(field(0x0a, pb_value(x)) for x in v))
+    if isinstance(v, dict):
+        return field(0x32, b"".join(field(0x0a, pb_pair(str(k), pb_value(x)))
+                                    for k, x in v.items()))
+    if isinstance(v, bytes):
+        return field(0x3a, v)
+    return pb_str(str(v))
+
+
+def pb_pair(name, value):
+    """A KeyValue: key (1), value (2), value an AnyValue's bytes."""
+    return field(0x0a, name.encode("utf-8")) + field(0x12, value)
+
+
+def pb_time(ts):
+    """time_unix_nano of an event's ts: time_text()'s, as an int."""
+    if not isinstance(ts, (int, float)):
+        return 0
+    s = int(ts)
+    us = round((ts - s) * 1e6)
+    return (s + 1) * 1000000000 if us == 1000000 else s * 1000000000 + us * 1000
+
+
+def pb_observed(mark):
+    """observed_time_unix_nano (11, fixed64) of a drain's time mark: the
+    bytes every record of that drain ends with."""
+    return b"\x59" + _FIXED64(mark)
+
+
+def pb_record(ts, rest, observed):
+    """ScopeLogs' log_records entry (2) of one record: time_unix_nano (1,
+    fixed64), rest (its body and attributes: 5, 6), then observed."""
+    record = b"\x09" + _FIXED64(ts) + rest + observed
+    return b"\x12" + varint(len(record)) + record
+
+
+class ProtoEncoder(Encoder):
+    """Encoder's records in protobuf: (rec, line, observed) -> the bytes
+    of one log_records entry, observed pb_observed()'s. The same shapes, the
+    same cache of what follows the time (its bytes, and the entry's head,
+    whose length they fix)."""
+
+    def checked(self, data, rec, line, observed):
+        return data             # its strings were made UTF-8 (pb_str)
+
+    def generic(self, rec, line, observed):
+        rest = [field(0x2a, pb_str(line))]
+        for key, value in rec.items():
+            if key == "ts" or value is None:
+                continue
+            name, convert = self.name(key)
+            rest.append(field(0x32, pb_pair(name, pb_value(convert(value) if convert
+                                                            else value))))
+        return pb_record(pb_time(rec.get("ts")), b"".join(rest), observed)
+
+    def _shape(self, rec):
+        """As Encoder's: each attribute's key bytes made once, its value's
+        by the function of its kind; a record of another shape, or an int
+        outside int64, makes it return None."""
+        env = {"field": field, "pb_str": pb_str, "pb_int": pb_int, "pb_value": pb_value,
+               "FIXED64": _FIXED64, "varint": varint, "cache": {}, "CACHED": self.CACHED,
+               "inf": float("inf")}
+        loads, checks, parts = [], [], []
+        keys = ["line"]
+        cacheable = True
+        for i, (key, value) in enumerate(rec.items()):
+            if key == "ts":
+                continue
+            v = "v%d" % i
+            loads.append("%s = r[%r]" % (v, key))
+            keys.append(v)
+            if value is None:
+                checks.append("%s is None" % v)
+                continue
+            name, convert = self.name(key)
+            if convert:
+                env["c%d" % i] = convert
+                checks.append("type(%s) is %s" % (v, type(value).__name__))
+                value = convert(value)
+                v = "c%d(%s)" % (i, v)
+            kind = type(value)
+            if kind is bool:
+                checks.append("type(%s) is bool" % v)
+                av = '(b"\\x10\\x01" if %s else b"\\x10\\x00")' % v
+            elif kind is int:
+                checks.append("type(%s) is int" % v)
+                av = "pb_int(%s)" % v
+            elif kind is float:
+                checks.append("type(%s) is float" % v)
+                av = "pb_value(%s)" % v
+                cacheable = False
+            elif kind is str:
+                checks.append("type(%s) is str" % v)
+                av = "pb_str(%s)" % v
+            elif kind is list:
+                checks.append("type(%s) is list" % v)
+                av = "pb_value(%s)" % v
+                cacheable = False
+            else:
+                return lambda r, line, observed: None
+            env["k%d" % i] = field(0x0a, name.encode("utf-8")) + b"\x12"
+            parts.append("a(k%d, %s)" % (i, av))
+        env["a"] = attribute_bytes
+        rest = 'b"".join((field(0x2a, pb_str(line)), %s))' % "".join(p + ", " for p in parts)
+        if cacheable:
+            rest = ("cache.get(key)\n"
+                    "            if got is None:\n"
+                    "                if len(cache) >= CACHED:\n"
+                    "                    cache.clear()\n"
+                    "                rest = %s\n"
+                    "                got = cache[key] = (b'\\x12' + varint(len(rest) + 18) + "
+                    "b'\\x09', rest)" % rest)
+            rest = "key = (%s,)\n            got = %s" % (", ".join(keys), rest)
+        else:
+            rest = ("rest = %s\n"
+                    "            got = (b'\\x12' + varint(len(rest) + 18) + b'\\x09', rest)"
+                    % rest)
+        src = ("def encode(r, line, observed):\n"
+               "    if len(r) != %d:\n"
+               "        return None\n"
+               "    try:\n"
+               "        ts = r['ts']\n"
+               "        %s\n"
+               "        if type(ts) is float and %s:\n"
+               "            s = int(ts)\n"
+               "            us = round((ts - s) * 1e6)\n"
+               "            if us == 1000000:\n"
+               "                s, us = s + 1, 0\n"
+               "            %s\n"
+               "            return got[0] + FIXED64(s * 1000000000 + us * 1000) + got[1] + "
+               "observed\n"
+               "    except (KeyError, TypeError):\n"
+               "        pass\n"
+               "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
+                                      " and ".join(checks) or "True", rest)
+        return codegen.function("encode", src, env, "OTLP protobuf of records of "
+                                + ", ".join(rec))
+
+
+def attribute_bytes(key, value):
+    """LogRecord's attributes entry (6) of a KeyValue whose key (and the
+    value's tag) are key and whose AnyValue is value; TypeError where value
+    is None (an int outside int64: the shape gives way to generic)."""
+    pair = key + varint(len(value)) + value
+    return b"\x32" + varint(len(pair)) + pair
+
+
+class Protobuf:
+    """The protobuf encoding of requests (OTEL_EXPORTER_OTLP_PROTOCOL
+    http/protobuf): what Exporter asks of an encoding."""
+
+    content_type = "application/x-protobuf"
+    encoder = ProtoEncoder
+    observed = staticmethod(pb_observed)
+
+    def __init__(self, tool):
+        resource = b"".join(field(0x0a, pb_pair(k, pb_str(v))) for k, v in resource_attributes(tool))
+        scope = field(0x0a, pb_str_field(1, "snooptools") + pb_str_field(2, __version__))
+        self.resource = field(0x0a, resource)
+        self.scope = scope
+
+    def body(self, records):
+        """The ExportLogsServiceRequest of records (log_records entries)."""
+        scope_logs = field(0x12, self.scope + b"".join(records))
+        return field(0x0a, self.resource + scope_logs)
+
+    @staticmethod
+    def partial_success(body):
+        """As the JSON one; a collector may answer in JSON all the same."""
+        if body.lstrip()[:1] == b"{":
+            return partial_success(body)
+        return proto_partial_success(body)
+
+
+def pb_str_field(number, text):
+    return field(number << 3 | 2, text.encode("utf-8"))
+
+
+def proto_partial_success(body):
+    """(rejected records, message) of an ExportLogsServiceResponse in
+    protobuf: partial_success (1) of rejected_log_records (1, varint) and
+    error_message (2)."""
+    try:
+        for number, value in pb_fields(body):
+            if number == 1 and isinstance(value, bytes):
+                rejected, message = 0, ""
+                for n, v in pb_fields(value):
+                    if n == 1 and isinstance(v, int):
+                        rejected = v - (1 << 64) if v >= INT64 else v
+                    elif n == 2 and isinstance(v, bytes):
+                        message = v.decode("utf-8", "replace")
+                return rejected, message
+    except ValueError:
+        pass
+    return 0, ""
+
+
+def pb_fields(data):
+    """(number, value) of each field of a protobuf message: an int for a
+    varint, bytes for a length-delimited or fixed field. ValueError on
+    what is not protobuf."""
+    i, end = 0, len(data)
+    while i < end:
+        key, i = pb_varint_at(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = pb_varint_at(data, i)
+        elif wire == 2:
+            n, i = pb_varint_at(data, i)
+            value, i = data[i:i + n], i + n
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            value, i = data[i:i + n], i + n
+        else:
+            raise ValueError("wire type %d" % wire)
+        if i > end or not number:
+            raise ValueError("truncated")
+        yield number, value
+
+
+def pb_varint_at(data, i):
+    """(the varint at data[i], the index after it)."""
+    n = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[i]
+        n |= (b & 127) << shift
+        i += 1
+        if b < 128:
+            return n, i
+        shift += 7
+
+
+class Json:
+    """The JSON encoding of requests (http/json): what Exporter asks of an
+    encoding, as Protobuf."""
+
+    content_type = "application/json"
+    encoder = Encoder
+    observed = str
+
+    def __init__(self, tool):
+        self.head, self.tail = request_parts(tool)
+
+    def body(self, records):
+        return (self.head + ",".join(records) + self.tail).encode("utf-8")
+
+    @staticmethod
+    def partial_success(body):
+        return partial_success(body)
+
+
+WIRES = {"http/protobuf": Protobuf, "http/json": Json}
+
+
 # -- the exporter ---------------------------------------------------------------
 class Failure(Exception):
     """A request that got no answer: the connection failed or timed out."""
@@ -429,7 +767,7 @@ class Http:
         self.url = cfg.url
         parts = urlsplit(cfg.url)
         self.path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        self.headers = {"Content-Type": "application/json",
+        self.headers = {"Content-Type": cfg.wire.content_type,
                         "User-Agent": "snooptools/%s" % __version__}
         if cfg.gzip:
             self.headers["Content-Encoding"] = "gzip"
@@ -490,11 +828,12 @@ class Exporter:
 
     FLUSH_EVERY = 1024      # events a drain hands over at a time (a power of two)
 
-    def __init__(self, tool, transport, gzip=True, clock=time.monotonic, encoder=None):
+    def __init__(self, tool, transport, gzip=True, clock=time.monotonic, encoder=None,
+                 wire=Json):
         self.url = transport.url
         self.transport, self.clock, self.gzip = transport, clock, gzip
-        self.encode = encoder or Encoder(tool)
-        self.head, self.tail = request_parts(tool)
+        self.wire = wire(tool)          # the encoding: Json or Protobuf
+        self.encode = encoder or wire.encoder(tool)
         self.waiting = collections.deque()      # (rec, line), and each drain's time mark
         self.add = self.waiting.append          # the poll loop's, per event
         self.lock = threading.Lock()            # the counts, and the shared queues' bounds
@@ -633,7 +972,7 @@ class Exporter:
                 mark = chunk[i]
                 if type(mark) is not int:
                     continue
-                observed = str(mark)    # the time the records before it were read
+                observed = self.wire.observed(mark)     # when the records before it were read
                 texts += [encode(rec, line[:-1] if line[-1:] == "\n" else line, observed)
                           for rec, line in chunk[start:i]]
                 start = i + 1
@@ -679,7 +1018,7 @@ class Exporter:
         """Queue one request's body, gzipped; or drop its records while
         MAX_QUEUED_BYTES wait for the collector."""
         if self.queued_bytes < MAX_QUEUED_BYTES:
-            data = (self.head + ",".join(records) + self.tail).encode("utf-8")
+            data = self.wire.body(records)
             if self.gzip:
                 z = zlib.compressobj(1, zlib.DEFLATED, 31)      # 31: the gzip format
                 data = z.compress(data) + z.flush()
@@ -714,7 +1053,7 @@ class Exporter:
             if self.closed:
                 return None
             if status is not None and 200 <= status < 300:
-                rejected, message = partial_success(body)
+                rejected, message = self.wire.partial_success(body)
                 self._done(batch, n - rejected)
                 if rejected:
                     self._drop(rejected, "the collector rejected them%s"
@@ -775,7 +1114,7 @@ def start(tool, args):
     tool.event_tools, {event: tool name}."""
     cfg = config(args)
     events = getattr(tool, "event_tools", None)
-    exporter = Exporter(tool.name, Http(cfg), cfg.gzip,
-                        encoder=ByEvent(events) if events else None)
+    exporter = Exporter(tool.name, Http(cfg), cfg.gzip, wire=cfg.wire,
+                        encoder=ByEvent(events, cfg.wire.encoder) if events else None)
     exporter.start()
     return exporter

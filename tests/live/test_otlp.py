@@ -47,10 +47,15 @@ def machine_id():
         return f.read().strip()
 
 
-def test_every_event_arrives_once_with_its_attributes(target):
+@pytest.mark.parametrize("protocol,content_type", [
+    (None, "application/x-protobuf"),       # the default, as the OTel SDKs'
+    ("http/json", "application/json")])
+def test_every_event_arrives_once_with_its_attributes(target, protocol, content_type):
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else None
     with Receiver() as r:
-        child, t = opens(target, 3, "--otlp", r.url)
+        child, t = opens(target, 3, "--otlp", r.url, env=env)
     assert r.errors == [] and "not exported" not in t.stderr
+    assert set(r.content_types) == {content_type}
     lines = [line.rstrip("\n") for line in t.stdout.splitlines() if line.strip()]
     assert len(lines) == 3 and len(r.records) == 3
     # the body is the line the tool printed, the time its ts to the microsecond
