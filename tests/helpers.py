@@ -93,7 +93,9 @@ class Tracer:
         path = tool if os.sep in tool else str(TOOLS_DIR / tool)
         self.argv = [*launcher, path] + (["--json"] if json_mode else []) + list(args)
         self.json_mode = json_mode
-        self.env = dict(command_env(tool), **(env or {}))
+        # PYTHONFAULTHANDLER: a tool that does not stop is asked where it
+        # is (stop()), its Python threads' stacks as well as the kernel's
+        self.env = dict(command_env(tool), PYTHONFAULTHANDLER="1", **(env or {}))
         self.ready_timeout = ready_timeout
         self.stderr_lines = []
         self._ready = threading.Event()
@@ -140,7 +142,21 @@ class Tracer:
         if self.proc.poll() is None:
             time.sleep(0.15)            # longer than one poll interval: let it drain
             self.proc.send_signal(sig)
-        self.returncode = self.proc.wait(timeout=STOP_SECONDS)
+        try:
+            self.returncode = self.proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            where = waiting_in(self.proc.pid)
+            self.proc.send_signal(signal.SIGABRT)   # its threads' stacks on stderr
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for r in self._readers:
+                r.join(timeout=10)
+            raise AssertionError("%s did not exit within %g s of its signal (%s); stderr: %s"
+                                 % (self.argv, STOP_SECONDS, where,
+                                    "".join(self.stderr_lines))) from None
         for r in self._readers:
             r.join(timeout=10)
         return self.returncode
