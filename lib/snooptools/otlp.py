@@ -330,18 +330,18 @@ class Encoder:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
     def _shape(self, rec):
-        """The encoder of records shaped like rec: one %-format of a
-        template with the attribute names in it. A record of another shape
-        makes it return None, never a wrong record.
+        """The encoder of records shaped like rec: straight-line code that
+        checks each value's type (a record of another shape makes it return
+        None, never a wrong record) and makes what follows the times with
+        the attribute names already in it (_value(), _rest()).
 
         Events at a high rate mostly repeat one another but for their time
-        (a loop opening one file, a daemon's same call): the text after the
+        (a loop opening one file, a daemon's same call): what follows the
         times (body and attributes) is kept for the last CACHED records'
         values, where they are all ints, bools, strings or None (a float's
         0.0 and -0.0 would be one key, a list no key)."""
-        env = {"text": encode_basestring, "array": _array, "inf": float("inf"), "cache": {},
-               "CACHED": self.CACHED}
-        loads, checks, parts, values = [], [], [], []
+        env = dict(self._env(), cache={}, CACHED=self.CACHED, inf=float("inf"))
+        loads, checks, parts = [], [], []
         keys = ["line"]
         cacheable = True
         for i, (key, value) in enumerate(rec.items()):
@@ -360,30 +360,13 @@ class Encoder:
                 value = convert(value)
                 v = "c%d(%s)" % (i, v)
             kind = type(value)
-            if kind is bool:
-                checks.append("type(%s) is bool" % v)
-                spec, values_of = '{"boolValue":%s}', '("true" if %s else "false")' % v
-            elif kind is int:
-                checks.append("type(%s) is int and %d <= %s < %d" % (v, -INT64, v, INT64))
-                spec, values_of = '{"intValue":"%d"}', v
-            elif kind is float:
-                checks.append("type(%s) is float and -inf < %s < inf" % (v, v))
-                spec, values_of = '{"doubleValue":%r}', v
-                cacheable = False
-            elif kind is str:
-                spec, values_of = '{"stringValue":%s}', "text(%s)" % v  # text() checks str
-            elif kind is list:
-                checks.append("type(%s) is list" % v)
-                spec, values_of = "%s", "array(%s)" % v
-                cacheable = False
-            else:
+            if kind not in (bool, int, float, str, list):
                 return lambda r, line, observed: None
-            parts.append('{"key":%s,"value":%s}' % (encode_basestring(name).replace("%", "%%"),
-                                                     spec))
-            values.append(values_of)
-        env["times"] = '{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'
-        env["rest"] = '"body":{"stringValue":%s},"attributes":[' + ",".join(parts) + "]}"
-        rest = "rest %% (text(line), %s)" % "".join(x + ", " for x in values)
+            cacheable = cacheable and kind not in (float, list)
+            check, part = self._value(i, name, kind, v, env)
+            checks += [check] if check else []
+            parts.append(part)
+        rest = self._rest(parts, env)
         if cacheable:
             rest = ("cache.get(key)\n"
                     "            if got is None:\n"
@@ -405,12 +388,48 @@ class Encoder:
                "            if us == 1000000:\n"
                "                s, us = s + 1, 0\n"
                "            %s\n"
-               "            return times %% (s, us, observed) + got\n"
+               "            return %s\n"
                "    except (KeyError, TypeError):\n"
                "        pass\n"
                "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
-                                      " and ".join(checks) or "True", rest)
-        return codegen.function("encode", src, env, "OTLP of records of " + ", ".join(rec))
+                                      " and ".join(checks) or "True", rest, self.RECORD)
+        return codegen.function("encode", src, env, "%s of records of %s"
+                                % (self.WHAT, ", ".join(rec)))
+
+    # -- what _shape() makes for JSON --------------------------------------------
+    WHAT = "OTLP"
+    # the record: the times, then what follows them (got, the cached text)
+    RECORD = "times % (s, us, observed) + got"
+
+    def _env(self):
+        return {"text": encode_basestring, "array": _array,
+                "times": '{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'}
+
+    def _value(self, i, name, kind, v, env):
+        """(the check of value v of kind, other than its shape's; its part
+        of what follows the times): here (the template's piece with the
+        attribute's name, the expression of its value)."""
+        if kind is bool:
+            check, spec, value = "type(%s) is bool" % v, '{"boolValue":%s}', \
+                '("true" if %s else "false")' % v
+        elif kind is int:
+            check, spec, value = "type(%s) is int and %d <= %s < %d" % (v, -INT64, v, INT64), \
+                '{"intValue":"%d"}', v
+        elif kind is float:
+            check, spec, value = "type(%s) is float and -inf < %s < inf" % (v, v), \
+                '{"doubleValue":%r}', v
+        elif kind is str:
+            check, spec, value = None, '{"stringValue":%s}', "text(%s)" % v  # text() checks str
+        else:
+            check, spec, value = "type(%s) is list" % v, "%s", "array(%s)" % v
+        return check, ('{"key":%s,"value":%s}' % (encode_basestring(name).replace("%", "%%"),
+                                                  spec), value)
+
+    def _rest(self, parts, env):
+        """The expression of what follows the times, of the parts _value() made."""
+        env["rest"] = '"body":{"stringValue":%s},"attributes":[' + \
+            ",".join(spec for spec, _ in parts) + "]}"
+        return "rest %% (text(line), %s)" % "".join(value + ", " for _, value in parts)
 
 
 class ByEvent:
@@ -551,88 +570,34 @@ class ProtoEncoder(Encoder):
                                                             else value))))
         return pb_record(pb_time(rec.get("ts")), b"".join(rest), observed)
 
-    def _shape(self, rec):
-        """As Encoder's: each attribute's key bytes made once, its value's
-        by the function of its kind; a record of another shape, or an int
-        outside int64, makes it return None."""
-        env = {"field": field, "pb_str": pb_str, "pb_int": pb_int, "pb_value": pb_value,
-               "FIXED64": _FIXED64, "varint": varint, "cache": {}, "CACHED": self.CACHED,
-               "inf": float("inf")}
-        loads, checks, parts = [], [], []
-        keys = ["line"]
-        cacheable = True
-        for i, (key, value) in enumerate(rec.items()):
-            if key == "ts":
-                continue
-            v = "v%d" % i
-            loads.append("%s = r[%r]" % (v, key))
-            keys.append(v)
-            if value is None:
-                checks.append("%s is None" % v)
-                continue
-            name, convert = self.name(key)
-            if convert:
-                env["c%d" % i] = convert
-                checks.append("type(%s) is %s" % (v, type(value).__name__))
-                value = convert(value)
-                v = "c%d(%s)" % (i, v)
-            kind = type(value)
-            if kind is bool:
-                checks.append("type(%s) is bool" % v)
-                av = '(b"\\x10\\x01" if %s else b"\\x10\\x00")' % v
-            elif kind is int:
-                checks.append("type(%s) is int" % v)
-                av = "pb_int(%s)" % v
-            elif kind is float:
-                checks.append("type(%s) is float" % v)
-                av = "pb_value(%s)" % v
-                cacheable = False
-            elif kind is str:
-                checks.append("type(%s) is str" % v)
-                av = "pb_str(%s)" % v
-            elif kind is list:
-                checks.append("type(%s) is list" % v)
-                av = "pb_value(%s)" % v
-                cacheable = False
-            else:
-                return lambda r, line, observed: None
-            env["k%d" % i] = field(0x0a, name.encode("utf-8")) + b"\x12"
-            parts.append("a(k%d, %s)" % (i, av))
-        env["a"] = attribute_bytes
+    # -- what _shape() makes for protobuf ----------------------------------------
+    WHAT = "OTLP protobuf"
+    # the entry: its head (tag, length, the time's tag), the time, what
+    # follows it (got: (head, bytes), cached), observed
+    RECORD = "got[0] + FIXED64(s * 1000000000 + us * 1000) + got[1] + observed"
+
+    def _env(self):
+        return {"field": field, "pb_str": pb_str, "pb_int": pb_int, "pb_value": pb_value,
+                "FIXED64": _FIXED64, "entry_head": entry_head, "a": attribute_bytes}
+
+    def _value(self, i, name, kind, v, env):
+        """As Encoder's; the part: the attribute's bytes, its key's made once
+        (an int outside int64 makes pb_int() None, and the record the
+        generic encoder's)."""
+        env["k%d" % i] = field(0x0a, name.encode("utf-8")) + b"\x12"
+        value = {bool: '(b"\\x10\\x01" if %s else b"\\x10\\x00")', int: "pb_int(%s)",
+                 str: "pb_str(%s)"}.get(kind, "pb_value(%s)") % v
+        return "type(%s) is %s" % (v, kind.__name__), "a(k%d, %s)" % (i, value)
+
+    def _rest(self, parts, env):
         rest = 'b"".join((field(0x2a, pb_str(line)), %s))' % "".join(p + ", " for p in parts)
-        if cacheable:
-            rest = ("cache.get(key)\n"
-                    "            if got is None:\n"
-                    "                if len(cache) >= CACHED:\n"
-                    "                    cache.clear()\n"
-                    "                rest = %s\n"
-                    "                got = cache[key] = (b'\\x12' + varint(len(rest) + 18) + "
-                    "b'\\x09', rest)" % rest)
-            rest = "key = (%s,)\n            got = %s" % (", ".join(keys), rest)
-        else:
-            rest = ("rest = %s\n"
-                    "            got = (b'\\x12' + varint(len(rest) + 18) + b'\\x09', rest)"
-                    % rest)
-        src = ("def encode(r, line, observed):\n"
-               "    if len(r) != %d:\n"
-               "        return None\n"
-               "    try:\n"
-               "        ts = r['ts']\n"
-               "        %s\n"
-               "        if type(ts) is float and %s:\n"
-               "            s = int(ts)\n"
-               "            us = round((ts - s) * 1e6)\n"
-               "            if us == 1000000:\n"
-               "                s, us = s + 1, 0\n"
-               "            %s\n"
-               "            return got[0] + FIXED64(s * 1000000000 + us * 1000) + got[1] + "
-               "observed\n"
-               "    except (KeyError, TypeError):\n"
-               "        pass\n"
-               "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
-                                      " and ".join(checks) or "True", rest)
-        return codegen.function("encode", src, env, "OTLP protobuf of records of "
-                                + ", ".join(rec))
+        return "entry_head(%s)" % rest
+
+
+def entry_head(rest):
+    """(the head of a log_records entry whose bytes after the time are
+    rest: its tag, length and the time's tag; rest)."""
+    return b"\x12" + varint(len(rest) + 18) + b"\x09", rest
 
 
 def attribute_bytes(key, value):
