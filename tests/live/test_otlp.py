@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import PYTHON, PYTHON_COMM, Tracer, held_child, release, run_tool
+from helpers import PYTHON, PYTHON_COMM, SLOWDOWN, Tracer, held_child, release, run_tool
 from otlp_receiver import Receiver
 
 OPENER = PYTHON + " -c 'import os, sys\nfor _ in range(int(sys.argv[2])): " \
@@ -120,11 +120,22 @@ def test_snoop_exports_each_event_named_as_its_tool_names_it(target):
 
 def test_a_collector_busy_for_a_while_loses_nothing(target):
     # the first three requests get 503; where to and the token come from
-    # the environment, as with an OTel SDK
+    # the environment, as with an OTel SDK. The collector recovers while the
+    # tool runs: it is stopped once the receiver has what the tool read (or
+    # at a bound), not while it still backs off (its stop waits only 5 s,
+    # and three back-offs in a busy guest have taken longer)
     with Receiver(answer=lambda n: 503 if n < 3 else 200) as r:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": r.url,
                "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20s3cret"}
-        child, t = opens(target, 5, "--otlp", "--summary", env=env)
+        child = held_child(OPENER + "%s %d" % (target, 5))
+        with Tracer("opensnoop", "--pid", str(child.pid), "--path", target, "--otlp",
+                    "--summary", env=env) as t:
+            rc, _, err = release(child)
+            assert rc == 0, err
+            give_up = time.monotonic() + 30 * SLOWDOWN
+            while len(r.records) < 5 and time.monotonic() < give_up:
+                time.sleep(0.05)
+        assert t.returncode == 0 and "Traceback" not in t.stderr
     assert r.errors == [] and r.statuses[:4] == [503, 503, 503, 200]
     assert [h["Authorization"] for h in r.headers] == ["Bearer s3cret"] * r.requests
     assert sorted(rec.body for rec in r.records) == sorted(t.stdout.splitlines())
