@@ -36,6 +36,14 @@ def attributes(kvs):
     return out
 
 
+def parse_protobuf(data):
+    """A protobuf request, which must be written again to the very same
+    bytes: nothing unknown, nothing out of protobuf's own form and order."""
+    msg = ExportLogsServiceRequest.FromString(data)
+    assert msg.SerializeToString() == data, "not protobuf's own bytes"
+    return msg
+
+
 class Record:
     """One log record: its times, body, attributes and its resource's."""
 
@@ -102,8 +110,7 @@ class Receiver:
         if headers.get("Content-Encoding") == "gzip":
             data = gzip.decompress(data)
         if kind == "application/x-protobuf":
-            msg = ExportLogsServiceRequest.FromString(data)
-            assert msg.SerializeToString() == data, "not protobuf's own bytes"
+            msg = parse_protobuf(data)
         else:
             assert kind == "application/json", kind
             msg = ExportLogsServiceRequest()

@@ -450,11 +450,16 @@ def time_text(ts):
     --json shows ("%.6f"), exactly. The fraction of a second is exact in a
     double, and its microseconds are rounded as "%.6f" rounds them (ties
     to even), to a nanosecond there: the shape encoders' arithmetic."""
+    return str(time_ns(ts))
+
+
+def time_ns(ts):
+    """time_text()'s nanoseconds, as an int (protobuf's fixed64)."""
     if not isinstance(ts, (int, float)):
-        return "0"
+        return 0
     s = int(ts)
     us = round((ts - s) * 1e6)
-    return "%d%06d000" % ((s + 1, 0) if us == 1000000 else (s, us))
+    return (s + 1) * 1000000000 if us == 1000000 else s * 1000000000 + us * 1000
 
 
 # -- protobuf -------------------------------------------------------------------
@@ -529,26 +534,10 @@ def pb_pair(name, value):
     return field(0x0a, name.encode("utf-8")) + field(0x12, value)
 
 
-def pb_time(ts):
-    """time_unix_nano of an event's ts: time_text()'s, as an int."""
-    if not isinstance(ts, (int, float)):
-        return 0
-    s = int(ts)
-    us = round((ts - s) * 1e6)
-    return (s + 1) * 1000000000 if us == 1000000 else s * 1000000000 + us * 1000
-
-
 def pb_observed(mark):
     """observed_time_unix_nano (11, fixed64) of a drain's time mark: the
     bytes every record of that drain ends with."""
     return b"\x59" + _FIXED64(mark)
-
-
-def pb_record(ts, rest, observed):
-    """ScopeLogs' log_records entry (2) of one record: time_unix_nano (1,
-    fixed64), rest (its body and attributes: 5, 6), then observed."""
-    record = b"\x09" + _FIXED64(ts) + rest + observed
-    return b"\x12" + varint(len(record)) + record
 
 
 class ProtoEncoder(Encoder):
@@ -568,7 +557,8 @@ class ProtoEncoder(Encoder):
             name, convert = self.name(key)
             rest.append(field(0x32, pb_pair(name, pb_value(convert(value) if convert
                                                             else value))))
-        return pb_record(pb_time(rec.get("ts")), b"".join(rest), observed)
+        head, rest = entry_head(b"".join(rest))
+        return head + _FIXED64(time_ns(rec.get("ts"))) + rest + observed
 
     # -- what _shape() makes for protobuf ----------------------------------------
     WHAT = "OTLP protobuf"
@@ -595,8 +585,10 @@ class ProtoEncoder(Encoder):
 
 
 def entry_head(rest):
-    """(the head of a log_records entry whose bytes after the time are
-    rest: its tag, length and the time's tag; rest)."""
+    """(the head of ScopeLogs' log_records entry (2) whose bytes after the
+    time are rest: its tag, length and time_unix_nano's tag (1, fixed64);
+    rest). The entry: head, the time, rest (body 5, attributes 6), then
+    observed (11)."""
     return b"\x12" + varint(len(rest) + 18) + b"\x09", rest
 
 
@@ -617,10 +609,10 @@ class Protobuf:
     observed = staticmethod(pb_observed)
 
     def __init__(self, tool):
-        resource = b"".join(field(0x0a, pb_pair(k, pb_str(v))) for k, v in resource_attributes(tool))
-        scope = field(0x0a, pb_str_field(1, "snooptools") + pb_str_field(2, __version__))
-        self.resource = field(0x0a, resource)
-        self.scope = scope
+        attrs = b"".join(field(0x0a, pb_pair(k, pb_str(v))) for k, v in resource_attributes(tool))
+        self.resource = field(0x0a, attrs)
+        # InstrumentationScope: name (1), version (2)
+        self.scope = field(0x0a, field(0x0a, b"snooptools") + field(0x12, __version__.encode()))
 
     def body(self, records):
         """The ExportLogsServiceRequest of records (log_records entries)."""
@@ -633,10 +625,6 @@ class Protobuf:
         if body.lstrip()[:1] == b"{":
             return partial_success(body)
         return proto_partial_success(body)
-
-
-def pb_str_field(number, text):
-    return field(number << 3 | 2, text.encode("utf-8"))
 
 
 def proto_partial_success(body):
