@@ -13,6 +13,7 @@ values, and each request's Content-Type in content_types.
 import gzip
 import http.server
 import threading
+import time
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -120,6 +121,15 @@ class Receiver:
             for sl in rl.scope_logs:
                 assert sl.scope.name == "snooptools"
                 self.records.extend(Record(r, resource) for r in sl.log_records)
+
+    def wait(self, until, seconds):
+        """Until until(records) is true, or for seconds at most: a test
+        stops the tool once its collector has what it sent, not while a
+        slow guest still parses (the tool's stop waits 5 s for its
+        collector)."""
+        give_up = time.monotonic() + seconds
+        while not until(self.records) and time.monotonic() < give_up:
+            time.sleep(0.05)
 
     def __enter__(self):
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

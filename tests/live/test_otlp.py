@@ -18,6 +18,7 @@ from otlp_receiver import Receiver
 
 OPENER = PYTHON + " -c 'import os, sys\nfor _ in range(int(sys.argv[2])): " \
                   "os.close(os.open(sys.argv[1], os.O_RDONLY))' "
+BOUND = 30 * SLOWDOWN       # for a receiver's records
 
 
 @pytest.fixture
@@ -30,14 +31,16 @@ def target():
     shutil.rmtree(d)
 
 
-def opens(target, n, *options, env=None):
-    """A held child's n opens of target, traced by opensnoop --json with
-    options; the Tracer when it has stopped."""
+def opens(target, n, receiver, *options, env=None):
+    """A held child's n opens of target, traced by opensnoop --json
+    --otlp to receiver with options; the Tracer when it has stopped, which
+    is once the receiver has n records (or at a bound)."""
     child = held_child(OPENER + "%s %d" % (target, n))
-    with Tracer("opensnoop", "--pid", str(child.pid), "--path", target, *options,
-                env=env) as t:
+    with Tracer("opensnoop", "--pid", str(child.pid), "--path", target,
+                "--otlp", receiver.url, *options, env=env) as t:
         rc, _, err = release(child)
         assert rc == 0, err
+        receiver.wait(lambda recs: len(recs) >= n, BOUND)
     assert t.returncode == 0 and "Traceback" not in t.stderr
     return child, t
 
@@ -53,7 +56,7 @@ def machine_id():
 def test_every_event_arrives_once_with_its_attributes(target, protocol, content_type):
     env = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else None
     with Receiver() as r:
-        child, t = opens(target, 3, "--otlp", r.url, env=env)
+        child, t = opens(target, 3, r, env=env)
     assert r.errors == [] and "not exported" not in t.stderr
     assert set(r.content_types) == {content_type}
     lines = [line.rstrip("\n") for line in t.stdout.splitlines() if line.strip()]
@@ -83,6 +86,7 @@ def test_otlp_only_sends_the_text_line_and_prints_nothing():
                     json_mode=False) as t:
             rc, out, _ = release(child)
             assert rc == 0 and out == "hello otlp\n"
+            r.wait(lambda recs: recs, BOUND)
     assert t.returncode == 0 and t.stdout == ""        # not even the header
     assert r.errors == []
     (rec,) = r.records
@@ -102,6 +106,8 @@ def test_snoop_exports_each_event_named_as_its_tool_names_it(target):
         with Tracer("snoop", "exec,open", "--pid", str(child.pid), "--otlp", r.url) as t:
             rc, _, err = release(child)
             assert rc == 0, err
+            r.wait(lambda recs: any(rec.attributes.get("file.path") == target for rec in recs),
+                   BOUND)
     assert t.returncode == 0 and r.errors == [] and "not exported" not in t.stderr
     lines = t.stdout.splitlines()
     assert sorted(rec.body for rec in r.records) == sorted(lines)
@@ -132,9 +138,7 @@ def test_a_collector_busy_for_a_while_loses_nothing(target):
                     "--summary", env=env) as t:
             rc, _, err = release(child)
             assert rc == 0, err
-            give_up = time.monotonic() + 30 * SLOWDOWN
-            while len(r.records) < 5 and time.monotonic() < give_up:
-                time.sleep(0.05)
+            r.wait(lambda recs: len(recs) >= 5, BOUND)
         assert t.returncode == 0 and "Traceback" not in t.stderr
     assert r.errors == [] and r.statuses[:4] == [503, 503, 503, 200]
     assert [h["Authorization"] for h in r.headers] == ["Bearer s3cret"] * r.requests
