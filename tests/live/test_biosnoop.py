@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -245,31 +246,42 @@ def loop_device(directory):
 @pytest.fixture
 def loop_partition():
     """A loop device with one partition 1 MiB in (added with BLKPG: this
-    kernel may parse no partition table): (disk, partition, first sector)."""
+    kernel may parse no partition table): (disk, partition, first sector).
+    The partition is held open meanwhile: a rescan of a disk that has no
+    partition table would drop it (6.12 did, between two of a test's runs),
+    and the kernel rescans no disk while one of its partitions is open."""
     with loop_device("/var/tmp") as dev:
         disk = os.path.basename(dev)
-        add_partition(dev)
-        yield disk, disk + "p1", 2048
+        fd = open_partition(dev)
+        try:
+            yield disk, disk + "p1", 2048
+        finally:
+            os.close(fd)
 
 
-def add_partition(dev):
-    """Partition 1 of loop device dev, 1 MiB in, 4 MiB long, added with
-    BLKPG unless it is there (a kernel that rescans the disk, which has no
-    partition table, drops it: 6.12 did between two of a test's runs)."""
+def open_partition(dev):
+    """An fd of partition 1 of loop device dev, 1 MiB in, 4 MiB long, added
+    with BLKPG; added again if a rescan dropped it before it was open."""
     import ctypes
     import fcntl
     import struct
-    if os.path.exists("/sys/class/block/%sp1" % os.path.basename(dev)):
-        return
     # struct blkpg_partition: start and length in bytes, number, names
     part = struct.pack("qqi64s64s4x", 1 << 20, 4 << 20, 1, b"", b"")
     pbuf = ctypes.create_string_buffer(part, len(part))
-    fd = os.open(dev, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, 0x1269, struct.pack("iiiP", 1, 0, len(part),  # BLKPG, ADD_PARTITION
-                                            ctypes.addressof(pbuf)))
-    finally:
-        os.close(fd)
+    for _ in range(20):
+        if not os.path.exists("/sys/class/block/%sp1" % os.path.basename(dev)):
+            fd = os.open(dev, os.O_RDONLY)
+            try:
+                fcntl.ioctl(fd, 0x1269, struct.pack("iiiP", 1, 0, len(part),  # BLKPG, ADD
+                                                    ctypes.addressof(pbuf)))
+            finally:
+                os.close(fd)
+        try:
+            return os.open(dev + "p1", os.O_RDONLY)
+        except OSError as e:        # ENOENT, ENXIO
+            gone = e
+            time.sleep(0.1)     # a drop under way: its node goes before its sysfs entry
+    raise gone
 
 
 @pytest.fixture
@@ -341,7 +353,6 @@ def test_partition_filter_both_ways(loop_partition):
             devs.append(f.read().strip())
 
     def writes(*args):
-        add_partition("/dev/" + disk)
         evs, errs = dev_writes(CHUNK, [part, disk], *args)
         assert errs == [0, 0]
         return [(e["disk"], e["part"], e["dev"], e["sector"], e["bytes"], e["rw"][0]) for e in evs]
