@@ -217,6 +217,6 @@ def held_child(argv_after_read, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def release(child, timeout=10):
+def release(child, timeout=10 * SLOWDOWN):
     out, err = child.communicate("go\n", timeout=timeout)
     return child.returncode, out, err

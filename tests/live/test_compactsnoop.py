@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import Tracer, held_child, release, run_tool
+from helpers import SLOWDOWN, Tracer, held_child, release, run_tool
 from snooptools import kernel
 
 COMPACT = "/bin/sh -c 'echo 1 > /proc/sys/vm/compact_memory'"
@@ -66,7 +66,9 @@ def compact(*args, json_mode=True):
         args += ("--pid", str(child.pid))
     try:
         with Tracer("compactsnoop", *args, json_mode=json_mode) as t:
-            rc, _, err = release(child)
+            # a whole machine's compaction: seconds, or more where memory is
+            # full and QEMU emulates the CPU (the 6.1 guest's full run)
+            rc, _, err = release(child, timeout=60 * SLOWDOWN)
     finally:
         if child.poll() is None:    # the tracer did not start: no compaction
             child.kill()
