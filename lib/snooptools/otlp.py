@@ -302,6 +302,26 @@ class Encoder:
                 return self.generic(rec, line, observed)
         return self.checked(text, rec, line, observed)
 
+    def all(self, items, observed):
+        """[self(rec, line, observed) for each (rec, line) of items], each
+        line without its newline: the exporter's, a drain's records at a
+        time. The shape that served last is called straight (the fast path
+        of __call__, a third of the encoder's time per record)."""
+        out = []
+        add, check, shapes = out.append, self.CHECK_TEXT, self._shapes
+        first = shapes[0] if shapes else self
+        for rec, line in items:
+            if line[-1:] == "\n":
+                line = line[:-1]
+            text = first(rec, line, observed)
+            if text is None or check and not text.isascii():
+                text = self(rec, line, observed)
+                first = shapes[0] if shapes else self
+            add(text)
+        return out
+
+    CHECK_TEXT = True   # a shape's text is checked for undecodable bytes (checked())
+
     def checked(self, text, rec, line, observed):
         """text, where it can be UTF-8; else the generic encoder's (undecodable
         bytes in some string, which it replaces)."""
@@ -444,6 +464,11 @@ class ByEvent:
     def __call__(self, rec, line, observed):
         return self.encoders[rec["event"]](rec, line, observed)
 
+    def all(self, items, observed):
+        """As Encoder.all()."""
+        return [self(rec, line[:-1] if line[-1:] == "\n" else line, observed)
+                for rec, line in items]
+
 
 def time_text(ts):
     """timeUnixNano of an event's ts (Unix seconds): the microseconds that
@@ -546,6 +571,8 @@ class ProtoEncoder(Encoder):
     same cache of what follows the time (its bytes, and the entry's head,
     whose length they fix)."""
 
+    CHECK_TEXT = False
+
     def checked(self, data, rec, line, observed):
         return data             # its strings were made UTF-8 (pb_str)
 
@@ -615,9 +642,15 @@ class Protobuf:
         self.scope = field(0x0a, field(0x0a, b"snooptools") + field(0x12, __version__.encode()))
 
     def body(self, records):
-        """The ExportLogsServiceRequest of records (log_records entries)."""
-        scope_logs = field(0x12, self.scope + b"".join(records))
-        return field(0x0a, self.resource + scope_logs)
+        """The ExportLogsServiceRequest of records (log_records entries),
+        joined once: resource_logs (1) of the resource and scope_logs (2),
+        that of the scope and the records."""
+        scope_len = len(self.scope) + sum(map(len, records))
+        scope_head = b"\x12" + varint(scope_len)
+        parts = [b"\x0a" + varint(len(self.resource) + len(scope_head) + scope_len),
+                 self.resource, scope_head, self.scope]
+        parts += records
+        return b"".join(parts)
 
     @staticmethod
     def partial_success(body):
@@ -926,8 +959,7 @@ class Exporter:
                 if type(mark) is not int:
                     continue
                 observed = self.wire.observed(mark)     # when the records before it were read
-                texts += [encode(rec, line[:-1] if line[-1:] == "\n" else line, observed)
-                          for rec, line in chunk[start:i]]
+                texts += encode.all(chunk[start:i], observed)
                 start = i + 1
             if texts and self.ready_since is None:
                 self.ready_since = self.clock()

@@ -147,6 +147,8 @@ class TextWriter(PendingLines):
         self._head = _line_format(columns, header=True)
         self._line = _line_function(columns, self._fmt)
         self._pending = [] if pending is None else pending
+        if rows is None:
+            self.text = self._line      # PendingLines.text(), without keeping it at all
 
     def header(self):
         self.sink.write(self.header_line())

@@ -175,6 +175,26 @@ def test_protobuf_records_are_the_json_records():
     assert attributes(records_of(from_proto)[4].attributes)["snoop.extra"] == str(1 << 70)
 
 
+@pytest.mark.parametrize("make,observed", [(otlp.Encoder, "1"),
+                                           (otlp.ProtoEncoder, otlp.pb_observed(1))])
+def test_all_is_each_records_encoding(make, observed):
+    """What the exporter calls, a drain's records at a time: the same as
+    each record's own call, its line's newline left out, over records of
+    several shapes, repeated ones and undecodable bytes (a JSON shape's
+    text checked)."""
+    recs = [dict(OPEN), dict(OPEN, fd=-1), dict(OPEN, path=None), dict(OPEN),
+            dict(OPEN, path=kstr(b"/tmp/\xff\xfe\0")), dict(OPEN, fd=True), dict(OPEN)]
+    lines = ["line %d\n" % (i % 2) if i % 3 else "line %d" % (i % 2) for i in range(len(recs))]
+    one = make("opensnoop")
+    expected = [one(dict(r), line.rstrip("\n"), observed) for r, line in zip(recs, lines)]
+    enc = make("opensnoop")
+    assert enc.all([(dict(r), line) for r, line in zip(recs, lines)], observed) == expected
+    by_event = otlp.ByEvent({"open": "opensnoop"}, make)
+    assert by_event.all([(dict(r, event="open"), line) for r, line in zip(recs, lines)],
+                        observed) == [one(dict(r, event="open"), line.rstrip("\n"), observed)
+                                      for r, line in zip(recs, lines)]
+
+
 def test_a_collectors_protobuf_answer_is_read():
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
         ExportLogsPartialSuccess, ExportLogsServiceResponse)
@@ -415,9 +435,10 @@ def test_a_failing_step_drops_what_it_held_and_says_why(monkeypatch):
     c = Collector()
     ex, clock = exporter(c, monkeypatch)
 
-    def broken(*args):
-        raise RuntimeError("boom")
-    ex.encode = broken
+    class Broken:
+        def all(self, items, observed):
+            raise RuntimeError("boom")
+    ex.encode = Broken()
     drain(ex, ["a", "b"])
     with pytest.raises(RuntimeError) as e:
         ex.encode_step()
