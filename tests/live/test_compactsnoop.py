@@ -65,9 +65,12 @@ def compact(*args, json_mode=True):
     if "--pid" not in args and "-p" not in args:
         args += ("--pid", str(child.pid))
     try:
-        with Tracer("compactsnoop", *args, json_mode=json_mode) as t:
-            # a whole machine's compaction: seconds, or more where memory is
-            # full and QEMU emulates the CPU (the 6.1 guest's full run)
+        # A whole machine's compaction takes seconds, or a minute where QEMU
+        # emulates the CPU (a -K test in the 6.1 guest's full run, after the
+        # container tests, 57 s where it takes 6 s alone); -K reads kallsyms
+        # before it is ready.
+        with Tracer("compactsnoop", *args, json_mode=json_mode,
+                    ready_timeout=60 * SLOWDOWN) as t:
             rc, _, err = release(child, timeout=60 * SLOWDOWN)
     finally:
         if child.poll() is None:    # the tracer did not start: no compaction
