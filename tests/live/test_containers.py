@@ -27,6 +27,12 @@ BUSYBOX = "/bin/busybox"
 IMAGE = "snooptools-busybox:test"
 PORT = 4242
 EXIT_CODE = 7
+# One open of /etc/hostname, once let go (go()). The container then lives
+# on for a second: a tool names a container from its runtime's state (runc's
+# and conmon's, here, since this store is in a --root of the test's own),
+# which goes when the container exits; one gone before the tool read its
+# event would have no name (once, in the CI sequence's host leg).
+OPEN_ONCE = "while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /etc/hostname; sleep 1"
 # what the container does once the test creates /tmp/go in it
 SCRIPT = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
           "cat /etc/hostname >/dev/null; /bin/true; "
@@ -184,7 +190,7 @@ def test_events_carry_the_container_and_the_filter_keeps_only_it(podman, names):
 
 def test_text_column_names_each_container_and_the_host(podman, names):
     web, other = names
-    started = [podman.start(n, "while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /etc/hostname")
+    started = [podman.start(n, OPEN_ONCE)
                for n in (web + "t", other + "t")]
     every = Tracer("opensnoop", "--containers", "--path", "/etc/hostname", json_mode=False)
     only = Tracer("opensnoop", "--container", web + "t", "--path", "/etc/hostname",
@@ -209,8 +215,7 @@ def test_text_column_names_each_container_and_the_host(podman, names):
 
 def test_all_containers_and_host_only(podman, names):
     web, _ = names
-    cid, pid = podman.start(web + "a", "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-                                       "cat /etc/hostname")
+    cid, pid = podman.start(web + "a", OPEN_ONCE)
     with Tracer("opensnoop", "--all-containers", "--path", "/etc/hostname") as inside, \
             Tracer("opensnoop", "--host-only", "--path", "/etc/hostname") as host:
         go(pid)
@@ -229,8 +234,7 @@ def test_a_container_recreated_while_tracing_is_followed(podman, names):
     first, _ = podman.start(name, "sleep 60")
     with Tracer("opensnoop", "--container", name, "--path", "/etc/hostname") as t:
         podman("rm", "-f", "-t", "0", first)
-        cid, pid = podman.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-                                      "cat /etc/hostname")
+        cid, pid = podman.start(name, OPEN_ONCE)
         time.sleep(0.2)         # a few polls (loop.POLL_SECONDS), < filters.REFRESH_SECONDS
         go(pid)
         assert podman.wait(cid) == 0
@@ -243,8 +247,7 @@ def test_name_found_through_conmon_when_runc_keeps_its_state_elsewhere(podman, n
     web, _ = names
     name = web + "c"
     elsewhere = podman.elsewhere()
-    cid, pid = elsewhere.start(name, "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-                                     "cat /etc/hostname")
+    cid, pid = elsewhere.start(name, OPEN_ONCE)
     try:
         assert not os.path.exists("/run/runc/" + cid)
         with Tracer("opensnoop", "--container", name, "--path", "/etc/hostname") as t:
