@@ -2,9 +2,9 @@
 
 The table is read once, on first use or at load() (it is large: a tool
 that never shows a stack never pays for it), kept as sorted addresses and
-where their names are, and searched with bisect. Where kallsyms cannot be read, or shows every address
-as zero (kernel.kptr_restrict), addresses are shown as hex, and the reason
-is handed once to the warn callback.
+where their names are, and searched with bisect. Where kallsyms cannot be
+read, or shows every address as zero (kernel.kptr_restrict), addresses are
+shown as hex, and the reason is handed once to the warn callback.
 """
 import array
 import bisect
@@ -57,7 +57,7 @@ class KernelSymbols:
             keys.append((int(m[1], 16) << 1 | (m[2] is not None)) << ORDER_BITS | i)
             starts.append(m.end())
         keys.sort()
-        addrs, names = array.array("Q"), array.array("L" if len(text) < 1 << 32 else "Q")
+        addrs, names = array.array("Q"), array.array("I")     # u64, u32 (the file is MBs)
         last = None
         for key in keys:
             addr = key >> (ORDER_BITS + 1)
@@ -72,7 +72,7 @@ class KernelSymbols:
         self._addrs, self._names, self._text = addrs, names, text
 
     def _unusable(self, why):
-        self._addrs, self._names = array.array("Q"), array.array("L")
+        self._addrs, self._names = array.array("Q"), array.array("I")
         self.unreadable = why
         if self.warn:
             self.warn("kernel stacks are shown as addresses: %s" % why)

@@ -279,6 +279,7 @@ class Encoder:
 
     SHAPES = 16
     CACHED = 1024           # records' texts kept per shape (_shape)
+    CHECK_TEXT = True       # a shape's text is checked for undecodable bytes (checked())
 
     def __init__(self, tool):
         self.tool = tool
@@ -309,18 +310,16 @@ class Encoder:
         of __call__, a third of the encoder's time per record)."""
         out = []
         add, check, shapes = out.append, self.CHECK_TEXT, self._shapes
-        first = shapes[0] if shapes else self
+        first = shapes[0] if shapes else None
         for rec, line in items:
             if line[-1:] == "\n":
                 line = line[:-1]
-            text = first(rec, line, observed)
+            text = first(rec, line, observed) if first else None
             if text is None or check and not text.isascii():
                 text = self(rec, line, observed)
-                first = shapes[0] if shapes else self
+                first = shapes[0] if shapes else None
             add(text)
         return out
-
-    CHECK_TEXT = True   # a shape's text is checked for undecodable bytes (checked())
 
     def checked(self, text, rec, line, observed):
         """text, where it can be UTF-8; else the generic encoder's (undecodable
