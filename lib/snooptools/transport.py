@@ -18,6 +18,7 @@ import ctypes
 import mmap
 import os
 import select
+import struct
 
 from . import kernel, libbpf
 from .errors import SnoopError
@@ -178,13 +179,22 @@ class RingBuffer:
         self._pmap.close()
 
 
+# every record begins with its task_head, and that with ts_ns
+_TIME = struct.Struct("<Q").unpack_from
+
+
 class PerfBuffer:
+    """The reader of a perf buffer: one buffer per CPU. Records read
+    together from several CPUs are handed on in the order of their time
+    (task_head.ts_ns); libbpf gives them buffer by buffer."""
+
     kind = "perf buffer"
 
     def __init__(self, obj, pages):
         self._obj = obj
         self._lib = libbpf.load()
         self._records = []
+        self._cpu = None            # the last record's; -1 once records mix CPUs
         self._lost = 0
         self._error = None
         # the callbacks must stay alive as long as the perf buffer
@@ -194,9 +204,11 @@ class PerfBuffer:
                                self._sample_cb, self._lost_cb, None, None,
                                what="creating the perf buffer")
 
-    def _on_sample(self, _ctx, _cpu, data, size):
+    def _on_sample(self, _ctx, cpu, data, size):
         try:
             self._records.append(ctypes.string_at(data, size))
+            if cpu != self._cpu:
+                self._cpu = cpu if self._cpu is None else -1
         except BaseException as e:      # never unwind through C
             self._error = e
 
@@ -213,6 +225,9 @@ class PerfBuffer:
 
     def drain(self, handle):
         records, self._records = self._records, []
+        if self._cpu == -1:
+            records.sort(key=_TIME)     # stable: records of one time keep their order
+        self._cpu = None
         for rec in records:
             handle(rec, 0, len(rec))
         return len(records)

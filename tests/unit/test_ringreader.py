@@ -1,4 +1,6 @@
-"""The ring buffer reader, on memory laid out as the kernel lays it out."""
+"""The ring buffer reader, on memory laid out as the kernel lays it out; the
+perf buffer reader's order across CPUs."""
+import ctypes
 import struct
 
 from snooptools import transport
@@ -100,3 +102,42 @@ def test_space_is_given_back_during_a_long_drain(monkeypatch):
     RingReader(ring.consumer, ring.producer, SIZE, PAGE).drain(lambda *_: seen.append(ring.cons))
     assert seen == [0, 0, 32, 32, 64]
     assert ring.cons == ring.prod == 80
+
+
+def perf_reader():
+    """A perf buffer's reader without a perf buffer: records come in
+    through its sample callback, as libbpf calls it, CPU by CPU."""
+    pb = transport.PerfBuffer.__new__(transport.PerfBuffer)
+    pb._records, pb._cpu, pb._error = [], None, None
+    return pb
+
+
+def sample(pb, cpu, ts, tag):
+    rec = ctypes.create_string_buffer(struct.pack("<Q", ts) + tag, 9)
+    pb._on_sample(None, cpu, ctypes.addressof(rec), 9)
+
+
+def perf_drain(pb):
+    got = []
+    assert pb.drain(lambda data, start, end: got.append(bytes(data[start:end])[8:])) == len(got)
+    return got
+
+
+def test_perf_records_of_several_cpus_are_merged_by_time():
+    pb = perf_reader()
+    for cpu, ts, tag in [(1, 20, b"c"), (1, 40, b"e"), (0, 10, b"a"), (0, 20, b"d"), (0, 30, b"b")]:
+        sample(pb, cpu, ts, tag)
+    # one time on two CPUs: the order they were read in
+    assert perf_drain(pb) == [b"a", b"c", b"d", b"b", b"e"]
+    assert perf_drain(pb) == []
+
+
+def test_perf_records_of_one_cpu_keep_their_order():
+    # (a record's time is not always when it was written: drsnoop's is its start)
+    pb = perf_reader()
+    for ts, tag in [(30, b"x"), (10, b"y"), (20, b"z")]:
+        sample(pb, 3, ts, tag)
+    assert perf_drain(pb) == [b"x", b"y", b"z"]
+    sample(pb, 3, 50, b"p")
+    sample(pb, 2, 40, b"q")
+    assert perf_drain(pb) == [b"q", b"p"]
