@@ -824,6 +824,7 @@ class Exporter:
         self.lock = threading.Lock()            # the counts, and the shared queues' bounds
         self.seen = self.delivered = self.dropped = self.dropped_seen = 0
         self.chunk = []                 # (the encoder's) records whose drain's mark is to come
+        self.unmarked = False           # the last item the encoder took is a record, not a mark
         self.ready = []                 # (the encoder's) encoded records, no batch yet
         self.ready_since = None
         self.batches = collections.deque()      # [data, records] to send, oldest first
@@ -846,8 +847,13 @@ class Exporter:
         """After a drain: mark the time its events were read, wake the
         encoder; past MAX_WAITING records, the newest are dropped."""
         waiting = self.waiting
-        if not waiting or type(waiting[-1]) is int:
-            return
+        if waiting:
+            if type(waiting[-1]) is int:
+                return
+        else:
+            with self.lock:         # the encoder may have taken the drain's events already
+                if not self.unmarked:
+                    return
         excess = len(waiting) - MAX_WAITING
         if excess > 0:
             self._shed(excess)
@@ -983,6 +989,8 @@ class Exporter:
                 records += type(item) is tuple
                 chunk.append(item)
             self.seen += records
+            if n:
+                self.unmarked = type(item) is tuple
         return len(waiting) > 0 and n == BATCH_RECORDS
 
     def _cut(self, now):

@@ -363,6 +363,27 @@ def test_records_wait_for_their_drains_time_mark(monkeypatch):
     assert c.delivered == ["a", "b"]            # the text line's newline is no part of the body
 
 
+def test_a_drain_whose_events_the_encoder_took_before_its_mark_still_gets_one(monkeypatch):
+    # the encoder wakes on its own (a batch's age) in the middle of a drain
+    # and takes every event so far: the drain's flush finds nothing waiting,
+    # and must mark them all the same, or they wait for the next drain's mark
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch)
+    drain(ex, ["a"])
+    encode(ex)
+    ex.add((dict(OPEN), "b"))
+    ex.add((dict(OPEN), "c"))
+    assert ex.encode_step() == pytest.approx(otlp.MAX_AGE_SECONDS) and not ex.waiting
+    ex.flush()
+    assert list(ex.waiting) != []
+    clock.now += otlp.MAX_AGE_SECONDS
+    assert encode(ex) is None
+    assert ex.send_step() == 0 and c.delivered == ["a", "b", "c"]
+    assert (ex.delivered, ex.pending()) == (3, 0)
+    ex.flush()                                  # a drain with no events: no mark
+    assert not ex.waiting
+
+
 def test_503_and_connection_errors_are_retried_with_backoff_until_delivered(monkeypatch):
     c = Collector((503, None, b"busy"), otlp.Failure("connection refused"),
                   (429, "3", b""), (200, None, b"{}"))
