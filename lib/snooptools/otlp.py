@@ -847,13 +847,13 @@ class Exporter:
         """After a drain: mark the time its events were read, wake the
         encoder; past MAX_WAITING records, the newest are dropped."""
         waiting = self.waiting
-        if waiting:
-            if type(waiting[-1]) is int:
-                return
-        else:
-            with self.lock:         # the encoder may have taken the drain's events already
-                if not self.unmarked:
-                    return
+        try:
+            marked = type(waiting[-1]) is int
+        except IndexError:          # the encoder may have taken the drain's events already
+            with self.lock:
+                marked = not self.unmarked
+        if marked:
+            return
         excess = len(waiting) - MAX_WAITING
         if excess > 0:
             self._shed(excess)
