@@ -43,3 +43,10 @@ def function(name, source, scope, what):
     if os.environ.get("SNOOPTOOLS_SHOW_CODE"):
         sys.stderr.write("# %s\n%s\n" % (filename, source))
     return scope[name]
+
+
+def indent(source, levels):
+    """The lines of source, each indented levels times four spaces (a piece
+    of made code put inside another)."""
+    pad = "    " * levels
+    return "".join(pad + line + "\n" for line in source.splitlines())

@@ -23,6 +23,7 @@ fits (NAMES) and snoop.<key> elsewhere; its body is the line the tool prints
 for the event (text, or JSON with --json).
 """
 import collections
+import itertools
 import json
 import os
 import random
@@ -267,6 +268,18 @@ def any_value(v):
     return {"stringValue": json_safe(str(v))}
 
 
+def unencodable(text):
+    """Whether text has undecodable bytes (kept by kstr() as surrogates),
+    which UTF-8 cannot carry."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _array(v):
     return json.dumps(any_value(v), ensure_ascii=False, separators=(",", ":"))
 
@@ -275,11 +288,12 @@ class Encoder:
     """(rec, line, observed) -> the JSON text of its LogRecord. Like
     output.JsonWriter, one function per record shape (the same keys, a value
     of the same type under each), the last that served tried first, and
-    past SHAPES of them a generic encoder for the rest."""
+    past SHAPES of them a generic encoder for the rest. A line is the
+    record's body, or the line a writer made of it: its newline is left
+    out."""
 
     SHAPES = 16
     CACHED = 1024           # records' texts kept per shape (_shape)
-    CHECK_TEXT = True       # a shape's text is checked for undecodable bytes (checked())
 
     def __init__(self, tool):
         self.tool = tool
@@ -287,49 +301,42 @@ class Encoder:
         self._names = {}
 
     def __call__(self, rec, line, observed):
-        shapes = self._shapes
-        for i, enc in enumerate(shapes):
-            text = enc(rec, line, observed)
-            if text is not None:
-                if i:
-                    shapes.insert(0, shapes.pop(i))
-                break
-        else:
-            text = None
-            if len(shapes) < self.SHAPES:
-                shapes.insert(0, self._shape(rec))
-                text = shapes[0](rec, line, observed)
-            if text is None:
-                return self.generic(rec, line, observed)
-        return self.checked(text, rec, line, observed)
+        out = []
+        self._one(rec, line, observed, out.append)
+        return out[0]
 
     def all(self, items, observed):
-        """[self(rec, line, observed) for each (rec, line) of items], each
-        line without its newline: the exporter's, a drain's records at a
-        time. The shape that served last is called straight (the fast path
-        of __call__, a third of the encoder's time per record)."""
+        """[self(rec, line, observed) for each (rec, line) of items]: the
+        exporter's, a drain's records at a time. The shape that served last
+        runs through them until a record it does not fit (its loop is made
+        with it: no call per record), that record goes the way __call__
+        takes, and so on."""
         out = []
-        add, check, shapes = out.append, self.CHECK_TEXT, self._shapes
-        first = shapes[0] if shapes else None
-        for rec, line in items:
-            if line[-1:] == "\n":
-                line = line[:-1]
-            text = first(rec, line, observed) if first else None
-            if text is None or check and not text.isascii():
-                text = self(rec, line, observed)
-                first = shapes[0] if shapes else None
-            add(text)
+        add, shapes, i, n = out.append, self._shapes, 0, len(items)
+        while i < n:
+            if shapes:
+                i = shapes[0](items, i, observed, add)
+                if i == n:
+                    break
+            rec, line = items[i]
+            self._one(rec, line, observed, add)
+            i += 1
         return out
 
-    def checked(self, text, rec, line, observed):
-        """text, where it can be UTF-8; else the generic encoder's (undecodable
-        bytes in some string, which it replaces)."""
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                return self.generic(rec, line, observed)
-        return text
+    def _one(self, rec, line, observed, add):
+        """add() the encoding of one record: by the first shape it fits,
+        which then comes first; by a new shape; else by generic()."""
+        item, shapes = ((rec, line),), self._shapes
+        for i, shape in enumerate(shapes):
+            if shape(item, 0, observed, add):
+                if i:
+                    shapes.insert(0, shapes.pop(i))
+                return
+        if len(shapes) < self.SHAPES:
+            shapes.insert(0, self._shape(rec))
+            if shapes[0](item, 0, observed, add):
+                return
+        add(self.generic(rec, line[:-1] if line[-1:] == "\n" else line, observed))
 
     def name(self, key):
         n = self._names.get(key)
@@ -349,17 +356,21 @@ class Encoder:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
     def _shape(self, rec):
-        """The encoder of records shaped like rec: straight-line code that
-        checks each value's type (a record of another shape makes it return
-        None, never a wrong record) and makes what follows the times with
+        """The encoder of records shaped like rec, as encode(items, i,
+        observed, add): add() the encodings of items[i:] until one of
+        another shape (which it returns the index of, never encoding a
+        record wrong); len(items) at the end. Straight-line code per record
+        that checks each value's type and makes what follows the times with
         the attribute names already in it (_value(), _rest()).
 
         Events at a high rate mostly repeat one another but for their time
         (a loop opening one file, a daemon's same call): what follows the
         times (body and attributes) is kept for the last CACHED records'
         values, where they are all ints, bools, strings or None (a float's
-        0.0 and -0.0 would be one key, a list no key)."""
-        env = dict(self._env(), cache={}, CACHED=self.CACHED, inf=float("inf"))
+        0.0 and -0.0 would be one key, a list no key). A line's newline is
+        left out only when it is made (the key has the line as it came)."""
+        env = dict(self._env(), cache={}, CACHED=self.CACHED, inf=float("inf"),
+                   islice=itertools.islice, generic=self.generic, unencodable=unencodable)
         loads, checks, parts = [], [], []
         keys = ["line"]
         cacheable = True
@@ -380,49 +391,70 @@ class Encoder:
                 v = "c%d(%s)" % (i, v)
             kind = type(value)
             if kind not in (bool, int, float, str, list):
-                return lambda r, line, observed: None
+                return lambda items, i, observed, add: i
             cacheable = cacheable and kind not in (float, list)
             check, part = self._value(i, name, kind, v, env)
             checks += [check] if check else []
             parts.append(part)
-        rest = self._rest(parts, env)
+        # what follows the times: made (a value the shape cannot encode, an
+        # int past int64, is a TypeError: another shape's record), checked
+        make = ("body = line[:-1] if line[-1:] == '\\n' else line\n"
+                "try:\n"
+                "    got = %s\n"
+                "except TypeError:\n"
+                "    return i\n%s") % (self._rest(parts, env), self.CHECK)
         if cacheable:
-            rest = ("cache.get(key)\n"
-                    "            if got is None:\n"
-                    "                if len(cache) >= CACHED:\n"
-                    "                    cache.clear()\n"
-                    "                got = cache[key] = %s" % rest)
-            rest = "key = (%s,)\n            got = %s" % (", ".join(keys), rest)
-        else:
-            rest = "got = " + rest
-        src = ("def encode(r, line, observed):\n"
-               "    if len(r) != %d:\n"
-               "        return None\n"
-               "    try:\n"
-               "        ts = r['ts']\n"
-               "        %s\n"
-               "        if type(ts) is float and %s:\n"
+            make = ("key = (%s,)\n"
+                    "got = cache.get(key)\n"
+                    "if got is None:\n"
+                    "%s"
+                    "    if len(cache) >= CACHED:\n"
+                    "        cache.clear()\n"
+                    "    cache[key] = got\n") % (", ".join(keys), codegen.indent(make, 1))
+        src = ("def encode(items, i, observed, add):\n"
+               "    lo, ns = inf, 0\n"
+               "    for r, line in islice(items, i, None):\n"
+               "        if len(r) != %d:\n"
+               "            return i\n"
+               "        try:\n"
+               "            ts = r['ts']\n"
+               "%s"
+               "        except KeyError:\n"
+               "            return i\n"
+               "        if not (type(ts) is float and %s):\n"
+               "            return i\n"
+               # the time: ns is where the last record's second starts, made
+               # again for a record of another; the microseconds as time_ns()
+               # rounds them (ns + 10**9 where they round up to a second)
+               "        f = ts - lo\n"
+               "        if not 0.0 <= f < 1.0:\n"
                "            s = int(ts)\n"
-               "            us = round((ts - s) * 1e6)\n"
-               "            if us == 1000000:\n"
-               "                s, us = s + 1, 0\n"
-               "            %s\n"
-               "            return %s\n"
-               "    except (KeyError, TypeError):\n"
-               "        pass\n"
-               "    return None\n") % (len(rec), "\n        ".join(loads) or "pass",
-                                      " and ".join(checks) or "True", rest, self.RECORD)
+               "            lo, ns = float(s) if s >= 0 else inf, s * 1000000000\n"
+               "            f = ts - s\n"
+               "        t = ns + round(f * 1e6) * 1000\n"
+               "%s"
+               "        add(%s)\n"
+               "        i += 1\n"
+               "    return i\n") % (len(rec), codegen.indent("\n".join(loads), 3),
+                                    " and ".join(checks) or "True", codegen.indent(make, 2),
+                                    self.RECORD)
         return codegen.function("encode", src, env, "%s of records of %s"
                                 % (self.WHAT, ", ".join(rec)))
 
     # -- what _shape() makes for JSON --------------------------------------------
     WHAT = "OTLP"
     # the record: the times, then what follows them (got, the cached text)
-    RECORD = "times % (s, us, observed) + got"
+    RECORD = "times % (t, observed) + got"
+    # text that UTF-8 cannot carry (undecodable bytes in some string): the
+    # generic encoder's, which replaces them
+    CHECK = ("if unencodable(got):\n"
+             "    add(generic(r, body, observed))\n"
+             "    i += 1\n"
+             "    continue\n")
 
     def _env(self):
         return {"text": encode_basestring, "array": _array,
-                "times": '{"timeUnixNano":"%d%06d000","observedTimeUnixNano":"%s",'}
+                "times": '{"timeUnixNano":"%d","observedTimeUnixNano":"%s",'}
 
     def _value(self, i, name, kind, v, env):
         """(the check of value v of kind, other than its shape's; its part
@@ -448,7 +480,7 @@ class Encoder:
         """The expression of what follows the times, of the parts _value() made."""
         env["rest"] = '"body":{"stringValue":%s},"attributes":[' + \
             ",".join(spec for spec, _ in parts) + "]}"
-        return "rest %% (text(line), %s)" % "".join(value + ", " for _, value in parts)
+        return "rest %% (text(body), %s)" % "".join(value + ", " for _, value in parts)
 
 
 class ByEvent:
@@ -464,9 +496,15 @@ class ByEvent:
         return self.encoders[rec["event"]](rec, line, observed)
 
     def all(self, items, observed):
-        """As Encoder.all()."""
-        return [self(rec, line[:-1] if line[-1:] == "\n" else line, observed)
-                for rec, line in items]
+        """As Encoder.all(): each run of one tool's records by its encoder."""
+        out = []
+        for event, run in itertools.groupby(items, _event):
+            out += self.encoders[event].all(list(run), observed)
+        return out
+
+
+def _event(item):
+    return item[0]["event"]
 
 
 def time_text(ts):
@@ -570,11 +608,6 @@ class ProtoEncoder(Encoder):
     same cache of what follows the time (its bytes, and the entry's head,
     whose length they fix)."""
 
-    CHECK_TEXT = False
-
-    def checked(self, data, rec, line, observed):
-        return data             # its strings were made UTF-8 (pb_str)
-
     def generic(self, rec, line, observed):
         rest = [field(0x2a, pb_str(line))]
         for key, value in rec.items():
@@ -590,11 +623,13 @@ class ProtoEncoder(Encoder):
     WHAT = "OTLP protobuf"
     # the entry: its head (tag, length, the time's tag), the time, what
     # follows it (got: (head, bytes), cached), observed
-    RECORD = "got[0] + FIXED64(s * 1000000000 + us * 1000) + got[1] + observed"
+    RECORD = "join((got[0], FIXED64(t), got[1], observed))"
+    CHECK = ""              # its strings are made UTF-8 (pb_str)
 
     def _env(self):
-        return {"field": field, "pb_str": pb_str, "pb_int": pb_int, "pb_value": pb_value,
-                "FIXED64": _FIXED64, "entry_head": entry_head, "a": attribute_bytes}
+        return {"join": b"".join, "field": field, "pb_str": pb_str, "pb_int": pb_int,
+                "pb_value": pb_value, "FIXED64": _FIXED64, "entry_head": entry_head,
+                "a": attribute_bytes}
 
     def _value(self, i, name, kind, v, env):
         """As Encoder's; the part: the attribute's bytes, its key's made once
@@ -606,7 +641,7 @@ class ProtoEncoder(Encoder):
         return "type(%s) is %s" % (v, kind.__name__), "a(k%d, %s)" % (i, value)
 
     def _rest(self, parts, env):
-        rest = 'b"".join((field(0x2a, pb_str(line)), %s))' % "".join(p + ", " for p in parts)
+        rest = 'join((field(0x2a, pb_str(body)), %s))' % "".join(p + ", " for p in parts)
         return "entry_head(%s)" % rest
 
 

@@ -195,6 +195,27 @@ def test_all_is_each_records_encoding(make, observed):
                                       for r, line in zip(recs, lines)]
 
 
+def test_each_records_time_is_the_microseconds_json_shows():
+    """A shape keeps the start of the last record's second between records:
+    records of several seconds, back and forth, a time just short of the
+    next second, and a tie of the microseconds (ties to even, as "%.6f"),
+    each exact in both encodings."""
+    base = 1795811805.0                 # its fractions are multiples of 2**-22
+    tie = 32768 * pow(15625, -1, 65536) % 65536 / 2 ** 22     # its microseconds end in .5
+    assert (tie * 1e6) % 1 == 0.5
+    times = [base + 0.25, base + 0.9999996, base + 1.0000004, base + 0.5, base + tie,
+             base + 1 + tie, base + 7.75, base - 0.125, base + 0.25]
+    recs = [dict(OPEN, ts=ts) for ts in times]
+    expected = [int(("%.6f" % ts).replace(".", "")) * 1000 for ts in times]
+    for make, observed in ((otlp.Encoder, "1"), (otlp.ProtoEncoder, otlp.pb_observed(1))):
+        enc = make("opensnoop")
+        out = enc.all([(r, LINE + "\n") for r in recs], observed)
+        msg = request("opensnoop", *out) if make is otlp.Encoder else \
+            parse(gzip.compress(otlp.Protobuf("opensnoop").body(out)))
+        assert [r.time_unix_nano for r in records_of(msg)] == expected
+        assert len(enc._shapes) == 1
+
+
 def test_a_collectors_protobuf_answer_is_read():
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
         ExportLogsPartialSuccess, ExportLogsServiceResponse)
