@@ -61,15 +61,23 @@ def serve(tool, buf, args, out, summary, handle, refresh=None, misses=lambda: No
 def emitter(out, summary, export, args):
     """emit(rec), the decoder's: rec to the summary, to the writer, and with
     the line the writer made of it to the export (--otlp; with --otlp-only
-    the writer keeps nothing)."""
-    write = out.text if getattr(args, "otlp_only", False) else out.write
+    the writer keeps nothing, and where the same values make the same line,
+    the export makes it, once for each: (rec, None))."""
+    only = getattr(args, "otlp_only", False)
+    write = out.text if only else out.write
     if export is not None:
         # A drain lasts as long as events come faster than it reads them:
         # the export is handed them every FLUSH_EVERY events too, not only
         # after the drain (its memory bound is kept there).
         add, flush, count, every = export.add, export.flush, itertools.count(1), \
             export.FLUSH_EVERY - 1
-        if summary is None:
+        lazy = only and getattr(out, "of_values", False) and export.encode.lines_from(write)
+        if summary is None and lazy:
+            def emit(rec):
+                add((rec, None))
+                if not next(count) & every:
+                    flush()
+        elif summary is None:
             def emit(rec):
                 add((rec, write(rec)))
                 if not next(count) & every:
@@ -77,7 +85,7 @@ def emitter(out, summary, export, args):
         else:
             def emit(rec):
                 summary.add(rec)
-                add((rec, write(rec)))
+                add((rec, None if lazy else write(rec)))
                 if not next(count) & every:
                     flush()
         return emit

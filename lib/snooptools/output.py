@@ -61,14 +61,15 @@ class Column:
     some BCC tables have: head, the header's own width where BCC aligns it
     unlike the values below it (bindsnoop's PORT header is %-5s over %5d
     values), and sep, what comes before the column (one space, or BCC's
-    own gap)."""
+    own gap). live: its text of one value can change (a container's name,
+    found later)."""
 
-    __slots__ = ("header", "key", "width", "fmt", "head", "sep")
+    __slots__ = ("header", "key", "width", "fmt", "head", "sep", "live")
 
-    def __init__(self, header, key, width=0, fmt=None, head=None, sep=" "):
+    def __init__(self, header, key, width=0, fmt=None, head=None, sep=" ", live=False):
         self.header, self.key, self.width, self.fmt = header, key, width, fmt
         self.head = width if head is None else head
-        self.sep = sep
+        self.sep, self.live = sep, live
 
     def spec(self, last, width=None):
         width = self.width if width is None else width
@@ -149,6 +150,11 @@ class TextWriter(PendingLines):
         self._pending = [] if pending is None else pending
         if rows is None:
             self.text = self._line      # PendingLines.text(), without keeping it at all
+        # The same values (but the time) make the same line: no column shows
+        # the time, a whole record, or a text that can change (--otlp-only
+        # makes a line once for each record's values: otlp.Encoder.lines_from)
+        self.of_values = rows is None and all(c.key not in (None, "ts") and not c.live
+                                              for c in columns)
 
     def header(self):
         self.sink.write(self.header_line())

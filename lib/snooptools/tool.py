@@ -245,7 +245,8 @@ class Tool:
         common options ask, then the tool's own."""
         cols = [] if self.own_time or self.deferred(args) else self.time_columns(args)
         if filters.container_column(args) and not self.deferred(args):
-            cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label))
+            cols.append(output.Column("CONTAINER", "cgroup_id", -16, self.container_label,
+                                      live=True))
         return cols + self.columns(args)
 
     def container_label(self, cgroup_id):

@@ -6,6 +6,7 @@ and a stop within the bounded wait, exit status 0."""
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import tempfile
@@ -98,6 +99,42 @@ def test_otlp_only_sends_the_text_line_and_prints_nothing():
     assert (attrs["process.executable.name"], attrs["snoop.pcomm"]) == ("echo", PYTHON_COMM)
     assert (attrs["snoop.filename"], attrs["snoop.ret"], attrs["snoop.err"]) == ("/bin/echo", 0, 0)
     assert rec.resource["service.name"] == "execsnoop"
+
+
+def test_otlp_only_bodies_are_the_lines_opensnoop_prints(target):
+    """opensnoop's lines are made of their records' values alone, so with
+    --otlp-only a line is made once per values (otlp.Encoder.lines_from):
+    each body is still the very line a text opensnoop beside it prints for
+    the event, for repeated opens, failing ones and another file."""
+    other, missing = target + "-other", target + "-missing"
+    open(other, "w").close()
+    code = ("import os\n"
+            "def try_open(path):\n"
+            "    try:\n"
+            "        os.close(os.open(path, os.O_RDONLY))\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "for path in [%r] * 4 + [%r] * 2 + [%r, %r]:\n"
+            "    try_open(path)\n") % (target, missing, other, target)
+    child = held_child("%s -c %s" % (PYTHON, shlex.quote(code)))
+    where = ("--pid", str(child.pid), "--path", os.path.dirname(target))
+    with Receiver() as r:
+        with Tracer("opensnoop", *where, "--otlp-only", "--otlp", r.url, json_mode=False) as t, \
+                Tracer("opensnoop", *where, json_mode=False) as printed:
+            rc, _, err = release(child)
+            assert rc == 0, err
+            r.wait(lambda recs: len(recs) >= 8, BOUND)
+    assert t.returncode == 0 and t.stdout == "" and r.errors == []
+    assert "not exported" not in t.stderr and "Traceback" not in t.stderr
+    head, *lines = printed.stdout.splitlines()
+    assert head.split() == ["PID", "COMM", "FD", "ERR", "PATH"] and len(lines) == 8
+    assert [rec.body for rec in r.records] == lines
+    pid = str(child.pid)
+    cells = [(rec.body.split()[:2], rec.body.split()[3:]) for rec in r.records]
+    assert cells == [([pid, PYTHON_COMM], ["0", path]) for path in [target] * 4] + \
+        [([pid, PYTHON_COMM], ["2", missing])] * 2 + \
+        [([pid, PYTHON_COMM], ["0", other]), ([pid, PYTHON_COMM], ["0", target])]
+    assert [rec.attributes["snoop.err"] for rec in r.records] == [0] * 4 + [2] * 2 + [0, 0]
 
 
 def test_snoop_exports_each_event_named_as_its_tool_names_it(target):

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from otlp_receiver import attributes, parse_protobuf, value
 
 from snooptools import SnoopError, __version__, otlp
-from snooptools.output import kstr
+from snooptools.output import Column, TextWriter, kstr
 
 OPEN = {"ts": 1795811805.828964, "pid": 4242, "tid": 4243, "uid": 1000, "comm": "cat",
         "cgroup_id": 77, "call": "openat", "path": "/etc/passwd", "fd": 3, "err": 0,
@@ -195,7 +195,7 @@ def test_all_is_each_records_encoding(make, observed):
                                       for r, line in zip(recs, lines)]
 
 
-def test_each_records_time_is_the_microseconds_json_shows():
+def test_a_shape_times_each_record_as_json_does_across_seconds():
     """A shape keeps the start of the last record's second between records:
     records of several seconds, back and forth, a time just short of the
     next second, and a tie of the microseconds (ties to even, as "%.6f"),
@@ -214,6 +214,47 @@ def test_each_records_time_is_the_microseconds_json_shows():
             parse(gzip.compress(otlp.Protobuf("opensnoop").body(out)))
         assert [r.time_unix_nano for r in records_of(msg)] == expected
         assert len(enc._shapes) == 1
+
+
+OPEN_COLUMNS = [Column("PID", "pid", -6), Column("COMM", "comm", -16), Column("FD", "fd", 4),
+                Column("ERR", "err", 3), Column("PATH", "path")]
+
+
+@pytest.mark.parametrize("make,observed", [(otlp.Encoder, "1"),
+                                           (otlp.ProtoEncoder, otlp.pb_observed(1))])
+def test_lines_made_from_the_values_are_the_writers_lines(make, observed):
+    """--otlp-only, where a writer's lines are made of their records' values
+    (lines_from()): a record comes without its line, and the encoder makes
+    it only for values it has not kept, the very line the writer makes, over
+    repeated values, other shapes (one for the generic encoder: an int past
+    int64) and undecodable bytes."""
+    writer = TextWriter(OPEN_COLUMNS, sink=None)
+    assert writer.of_values
+    made = []
+
+    def line_of(rec):
+        made.append(rec["fd"])
+        return writer.text(rec)
+    recs = [dict(OPEN, ts=OPEN["ts"] + i / 7, fd=i % 3) for i in range(30)]
+    recs += [dict(OPEN, fd=-1, err=2), dict(OPEN, path=kstr(b"/tmp/\xff\0")),
+             dict(OPEN, extra=1 << 70), dict(OPEN, fd=True), dict(OPEN, fd=2)]
+    expected = make("opensnoop").all([(dict(r), writer.text(r)) for r in recs], observed)
+    enc = make("opensnoop")
+    assert enc.lines_from(line_of)
+    assert enc.all([(dict(r), None) for r in recs], observed) == expected
+    # the 30 records' three values, once each, then each other record's
+    # (fd=2's kept); an int past int64 can take two (its shape, generic)
+    assert made[:5] == [0, 1, 2, -1, 3] and made[-1] is True and made.count(2) == 1
+    assert not otlp.ByEvent({"open": "opensnoop"}, make).lines_from(line_of)
+
+
+def test_a_writer_says_whether_its_lines_are_made_of_the_values_alone():
+    assert TextWriter(OPEN_COLUMNS, None).of_values
+    for other in (Column("TIME(s)", "ts", -11, "%.6f".__mod__),     # the time
+                  Column("MODE", None, -4, lambda rec: "n/a"),      # a whole record
+                  Column("CONTAINER", "cgroup_id", -16, str, live=True)):   # a name found later
+        assert not TextWriter(OPEN_COLUMNS[:2] + [other], None).of_values
+    assert not TextWriter(OPEN_COLUMNS, None, rows=lambda rec: [rec]).of_values
 
 
 def test_a_collectors_protobuf_answer_is_read():
@@ -538,3 +579,33 @@ def test_a_long_drain_hands_its_events_over_as_it_goes(monkeypatch):
     encode(ex)
     ex.send_step()
     assert c.delivered == ["line %d" % pid for pid in range(8)]
+
+
+def test_otlp_only_hands_over_records_whose_values_make_their_lines(monkeypatch):
+    """With --otlp-only, a writer whose lines are made of the values alone
+    makes none in the poll loop: the record goes without its line (the
+    summary still counts it), and the body that arrives is the writer's
+    line. A writer whose lines show the time makes the line there."""
+    from snooptools import loop
+    c = Collector()
+    ex, clock = exporter(c, monkeypatch, batch=100)
+    writer, summary = TextWriter(OPEN_COLUMNS, None), []
+
+    class Summary:
+        add = summary.append
+    emit = loop.emitter(writer, Summary, ex, argparse.Namespace(otlp_only=True))
+    recs = [dict(OPEN, pid=pid) for pid in (1, 2, 1)]
+    for rec in recs:
+        emit(rec)
+    assert list(ex.waiting) == [(rec, None) for rec in recs] and summary == recs
+    ex.flush()
+    encode(ex)
+    clock.now += otlp.MAX_AGE_SECONDS
+    encode(ex)
+    ex.send_step()
+    assert c.delivered == [writer.text(rec)[:-1] for rec in recs]
+
+    timed = TextWriter([Column("TIME(s)", "ts", -11, "%.6f".__mod__)] + OPEN_COLUMNS, None)
+    ex, clock = exporter(Collector(), monkeypatch)
+    loop.emitter(timed, None, ex, argparse.Namespace(otlp_only=True))(dict(OPEN))
+    assert list(ex.waiting) == [(OPEN, timed.text(OPEN))]
