@@ -564,6 +564,8 @@ def varint(n):
     """A non-negative int as a protobuf varint."""
     if n < 128:
         return _SMALL[n]
+    if n < 16384:               # two bytes: the length of most fields and records
+        return bytes((n & 127 | 128, n >> 7))
     out = bytearray()
     while n > 127:
         out.append(n & 127 | 128)
@@ -586,6 +588,26 @@ def pb_int(v):
     return None
 
 
+def pb_bool(v):
+    """AnyValue's bool_value (2)."""
+    return b"\x10\x01" if v else b"\x10\x00"
+
+
+def kept(make, most):
+    """(a dict, get): get(value) returns make(value), which it keeps in the
+    dict under value (the last most values at most: past that, the dict is
+    emptied first)."""
+    got = {}
+
+    def get(value):
+        data = make(value)
+        if len(got) >= most:
+            got.clear()
+        got[value] = data
+        return data
+    return got, get
+
+
 def pb_str(v):
     """AnyValue's string_value (1): UTF-8, undecodable bytes replaced."""
     return field(0x0a, json_safe(v).encode("utf-8"))
@@ -596,7 +618,7 @@ def pb_value(v):
     A float is a double, NaN and infinities too (protobuf has them)."""
     kind = type(v)
     if kind is bool:
-        return b"\x10\x01" if v else b"\x10\x00"
+        return pb_bool(v)
     if kind is int:
         return pb_int(v) or pb_str(str(v))
     if kind is float:
@@ -656,11 +678,19 @@ class ProtoEncoder(Encoder):
     def _value(self, i, name, kind, v, env):
         """As Encoder's; the part: the attribute's bytes, its key's made once
         (an int outside int64 makes pb_int() None, and the record the
-        generic encoder's)."""
-        env["k%d" % i] = field(0x0a, name.encode("utf-8")) + b"\x12"
-        value = {bool: '(b"\\x10\\x01" if %s else b"\\x10\\x00")', int: "pb_int(%s)",
-                 str: "pb_str(%s)"}.get(kind, "pb_value(%s)") % v
-        return "type(%s) is %s" % (v, kind.__name__), "a(k%d, %s)" % (i, value)
+        generic encoder's). A bool's, an int's or a string's are kept for
+        the last CACHED values of this attribute in this shape (where the
+        value's type is the shape's: True and 1 never share one): a record
+        whose values were not kept together mostly has most of them kept
+        one by one, and an attribute made is ten calls or so."""
+        key = env["k%d" % i] = field(0x0a, name.encode("utf-8")) + b"\x12"
+        check = "type(%s) is %s" % (v, kind.__name__)
+        make = {bool: pb_bool, int: pb_int, str: pb_str}.get(kind)
+        if make is None:
+            return check, "a(k%d, pb_value(%s))" % (i, v)
+        env["p%d" % i], env["m%d" % i] = kept(lambda value: attribute_bytes(key, make(value)),
+                                              self.CACHED)
+        return check, "(p%d.get(%s) or m%d(%s))" % (i, v, i, v)
 
     def _rest(self, parts, env):
         rest = 'join((field(0x2a, pb_str(body)), %s))' % "".join(p + ", " for p in parts)

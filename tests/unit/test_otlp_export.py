@@ -175,6 +175,21 @@ def test_protobuf_records_are_the_json_records():
     assert attributes(records_of(from_proto)[4].attributes)["snoop.extra"] == str(1 << 70)
 
 
+def test_protobuf_attributes_kept_one_by_one_stay_exact():
+    """A protobuf shape keeps each attribute's bytes by its value too (past
+    CACHED values, it starts again): records whose values were never seen
+    together, a bool where an int was, and an int past int64, each still
+    its generic encoding."""
+    enc = otlp.ProtoEncoder("opensnoop")
+    enc.CACHED = 4
+    recs = [dict(OPEN, tid=4243 + i % 7, fd=i % 5, path="/p%d" % (i % 3)) for i in range(60)]
+    recs += [dict(OPEN, fd=True), dict(OPEN, fd=1), dict(OPEN, fd=1 << 64), dict(OPEN, fd=1)]
+    observed = otlp.pb_observed(1)
+    assert enc.all([(dict(r), "l\n") for r in recs], observed) == \
+        [enc.generic(dict(r), "l", observed) for r in recs]
+    assert all(len(shape.__globals__["p8"]) <= 4 for shape in enc._shapes)
+
+
 @pytest.mark.parametrize("make,observed", [(otlp.Encoder, "1"),
                                            (otlp.ProtoEncoder, otlp.pb_observed(1))])
 def test_all_is_each_records_encoding(make, observed):
