@@ -43,6 +43,11 @@ BATCH_RECORDS = 4096        # records per request at most
 MAX_AGE_SECONDS = 0.2       # longest a record waits for its batch to fill
 MAX_WAITING = 65536         # records read but not yet encoded, at most
 MAX_QUEUED_BYTES = 16 << 20     # gzipped batches waiting for the collector, at most
+# A request's body is made (and gzipped) this many records at a time: one
+# piece of a whole batch (a megabyte or three) is memory the kernel maps
+# afresh for each, and its first touch of every page cost more here than
+# joining and encoding the text (1.2 of 1.6 µs per JSON record)
+PIECE_RECORDS = 256
 TIMEOUT_SECONDS = 10.0      # one request (OTEL_EXPORTER_OTLP_TIMEOUT)
 FIRST_BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 8.0
@@ -728,15 +733,18 @@ class Protobuf:
         self.scope = field(0x0a, field(0x0a, b"snooptools") + field(0x12, __version__.encode()))
 
     def body(self, records):
-        """The ExportLogsServiceRequest of records (log_records entries),
-        joined once: resource_logs (1) of the resource and scope_logs (2),
-        that of the scope and the records."""
+        return b"".join(self.parts(records))
+
+    def parts(self, records):
+        """The ExportLogsServiceRequest of records (log_records entries), in
+        pieces (body_pieces()): resource_logs (1) of the resource and
+        scope_logs (2), that of the scope and the records."""
         scope_len = len(self.scope) + sum(map(len, records))
         scope_head = b"\x12" + varint(scope_len)
-        parts = [b"\x0a" + varint(len(self.resource) + len(scope_head) + scope_len),
-                 self.resource, scope_head, self.scope]
-        parts += records
-        return b"".join(parts)
+        yield b"".join((b"\x0a" + varint(len(self.resource) + len(scope_head) + scope_len),
+                        self.resource, scope_head, self.scope))
+        for i in range(0, len(records), PIECE_RECORDS):
+            yield b"".join(records[i:i + PIECE_RECORDS])
 
     @staticmethod
     def partial_success(body):
@@ -814,7 +822,15 @@ class Json:
         self.head, self.tail = request_parts(tool)
 
     def body(self, records):
-        return (self.head + ",".join(records) + self.tail).encode("utf-8")
+        return b"".join(self.parts(records))
+
+    def parts(self, records):
+        """The request of records, in pieces (as Protobuf's)."""
+        head = self.head
+        for i in range(0, len(records), PIECE_RECORDS):
+            yield (head + ",".join(records[i:i + PIECE_RECORDS])).encode("utf-8")
+            head = ","
+        yield self.tail.encode("utf-8") if records else (self.head + self.tail).encode("utf-8")
 
     @staticmethod
     def partial_success(body):
@@ -1097,10 +1113,11 @@ class Exporter:
         """Queue one request's body, gzipped; or drop its records while
         MAX_QUEUED_BYTES wait for the collector."""
         if self.queued_bytes < MAX_QUEUED_BYTES:
-            data = self.wire.body(records)
             if self.gzip:
                 z = zlib.compressobj(1, zlib.DEFLATED, 31)      # 31: the gzip format
-                data = z.compress(data) + z.flush()
+                data = b"".join([*map(z.compress, self.wire.parts(records)), z.flush()])
+            else:
+                data = self.wire.body(records)
         with self.lock:
             if self.closed:
                 return

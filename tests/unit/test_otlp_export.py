@@ -545,6 +545,26 @@ def test_a_failing_step_drops_what_it_held_and_says_why(monkeypatch):
 
 
 @pytest.mark.parametrize("wire", [otlp.Json, otlp.Protobuf])
+@pytest.mark.parametrize("compress", [True, False])
+def test_a_body_made_in_pieces_is_one_request(monkeypatch, wire, compress):
+    """A batch's body is made (and gzipped) PIECE_RECORDS at a time: a
+    batch of a piece and a part, of one record, and of exactly two pieces,
+    each one valid request of its records in order."""
+    monkeypatch.setattr(otlp, "PIECE_RECORDS", 4)
+    for n in (6, 1, 8):
+        c = Collector()
+        ex, clock = exporter(c, monkeypatch, batch=n, wire=wire)
+        ex.gzip = compress
+        if not compress:
+            c.post = lambda data, post=c.post: post(gzip.compress(data))
+        drain(ex, ["p%d" % i for i in range(n)])
+        encode(ex)
+        assert ex.send_step() == 0
+        assert c.requests == [n] and c.delivered == ["p%d" % i for i in range(n)]
+    assert otlp.Json("opensnoop").body([]) == "".join(otlp.request_parts("opensnoop")).encode()
+
+
+@pytest.mark.parametrize("wire", [otlp.Json, otlp.Protobuf])
 def test_the_threads_deliver_everything_before_close_returns(wire):
     c = Collector((503, None, b""))
     ex = otlp.Exporter("opensnoop", c, wire=wire)
