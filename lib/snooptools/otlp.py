@@ -43,10 +43,11 @@ BATCH_RECORDS = 4096        # records per request at most
 MAX_AGE_SECONDS = 0.2       # longest a record waits for its batch to fill
 MAX_WAITING = 65536         # records read but not yet encoded, at most
 MAX_QUEUED_BYTES = 16 << 20     # gzipped batches waiting for the collector, at most
-# A request's body is made (and gzipped) this many records at a time: one
-# piece of a whole batch (a megabyte or three) is memory the kernel maps
-# afresh for each, and its first touch of every page cost more here than
-# joining and encoding the text (1.2 of 1.6 µs per JSON record)
+# A request's body is made (and gzipped) this many records at a time: a
+# whole batch's text in one piece (a megabyte or three) is memory mapped
+# afresh for each batch, and touching its pages cost more here than
+# joining and encoding the text (4096 JSON records: 1,500 page faults and
+# 1.2 µs per record; in pieces of 256, 1 fault and 0.2 µs)
 PIECE_RECORDS = 256
 TIMEOUT_SECONDS = 10.0      # one request (OTEL_EXPORTER_OTLP_TIMEOUT)
 FIRST_BACKOFF_SECONDS = 0.25
