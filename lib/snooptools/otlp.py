@@ -35,7 +35,7 @@ from json.encoder import encode_basestring
 
 from . import __version__, codegen, sink
 from .errors import SnoopError
-from .output import json_safe
+from .output import is_utf8, json_safe
 
 DEFAULT_PORT = 4318
 LOGS_PATH = "/v1/logs"
@@ -274,18 +274,6 @@ def any_value(v):
     return {"stringValue": json_safe(str(v))}
 
 
-def unencodable(text):
-    """Whether text has undecodable bytes (kept by kstr() as surrogates),
-    which UTF-8 cannot carry."""
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _array(v):
     return json.dumps(any_value(v), ensure_ascii=False, separators=(",", ":"))
 
@@ -391,7 +379,7 @@ class Encoder:
         left out only when it is made (the key has the line as it came:
         None, where the values make it)."""
         env = dict(self._env(), cache={}, CACHED=self.CACHED, inf=float("inf"),
-                   islice=itertools.islice, generic=self.generic, unencodable=unencodable,
+                   islice=itertools.islice, generic=self.generic, is_utf8=is_utf8,
                    enc=self)
         loads, checks, parts = [], [], []
         keys = ["line"]
@@ -471,7 +459,7 @@ class Encoder:
     RECORD = "times % (t, observed) + got"
     # text that UTF-8 cannot carry (undecodable bytes in some string): the
     # generic encoder's, which replaces them
-    CHECK = ("if unencodable(got):\n"
+    CHECK = ("if not got.isascii() and not is_utf8(got):\n"
              "    add(generic(r, body, observed))\n"
              "    i += 1\n"
              "    continue\n")
@@ -738,8 +726,9 @@ class Protobuf:
 
     def parts(self, records):
         """The ExportLogsServiceRequest of records (log_records entries), in
-        pieces (body_pieces()): resource_logs (1) of the resource and
-        scope_logs (2), that of the scope and the records."""
+        pieces (Exporter._batch() gzips them one by one): resource_logs (1)
+        of the resource and scope_logs (2), that of the scope and the
+        records."""
         scope_len = len(self.scope) + sum(map(len, records))
         scope_head = b"\x12" + varint(scope_len)
         yield b"".join((b"\x0a" + varint(len(self.resource) + len(scope_head) + scope_len),
@@ -831,7 +820,7 @@ class Json:
         for i in range(0, len(records), PIECE_RECORDS):
             yield (head + ",".join(records[i:i + PIECE_RECORDS])).encode("utf-8")
             head = ","
-        yield self.tail.encode("utf-8") if records else (self.head + self.tail).encode("utf-8")
+        yield (("" if records else self.head) + self.tail).encode("utf-8")
 
     @staticmethod
     def partial_success(body):

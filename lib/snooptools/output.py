@@ -206,7 +206,9 @@ def _line_function(columns, fmt):
     return codegen.function("line", code, env, "line of " + " ".join(c.header for c in columns))
 
 
-def _is_utf8(text):
+def is_utf8(text):
+    """Whether UTF-8 can carry text: no undecodable bytes (kstr()'s
+    surrogate escapes) in it."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -315,7 +317,7 @@ class JsonWriter(PendingLines):
 
     def write(self, rec):
         line = self._shapes and self._shapes[0](rec) or self._encode(rec)
-        if not line.isascii() and not _is_utf8(line):
+        if not line.isascii() and not is_utf8(line):
             # undecodable bytes (surrogate escapes) in some string: replace
             for k, v in rec.items():
                 if isinstance(v, str):
